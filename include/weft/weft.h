@@ -1,0 +1,211 @@
+/*
+ * weft.h - the public interface of libweft, a local-first sync engine.
+ *
+ * If it is not in this file, it is not a published API.
+ *
+ * A replica is a file on disk plus its working set in memory. Reads and
+ * writes are synchronous and touch only memory; a background thread makes
+ * writes durable in batches (group commit). Syncing with a `weft serve`
+ * server is explicit in this version (weft_sync, weft_watch); issue 6 adds
+ * the always-on background sync driver.
+ *
+ * Conventions, for every function below:
+ *  - Fallible functions return WEFT_OK (0) or a negative WEFT_E* code;
+ *    results go through out-parameters, which are set only on success.
+ *  - Strings are UTF-8, NUL-terminated unless a length is passed.
+ *  - A weft_db handle belongs to one application thread at a time. The
+ *    library's own background thread never touches the memory the
+ *    application reads. Calls on one handle from two threads at once are
+ *    undefined behaviour; different handles are independent.
+ *  - The library never prints and never exits.
+ */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(WEFT_BUILDING) && defined(__GNUC__)
+#define WEFT_API __attribute__((visibility("default")))
+#else
+#define WEFT_API
+#endif
+
+#define WEFT_VERSION_MAJOR 0
+#define WEFT_VERSION_MINOR 1
+#define WEFT_VERSION_PATCH 0
+#define WEFT_VERSION_STRING "0.1.0"
+
+/* Returns WEFT_VERSION_STRING of the library actually linked. Any thread. */
+WEFT_API const char *weft_version(void);
+
+/* Error codes. Small on purpose: each means something different to a caller.
+ * Detail goes to weft_errmsg(). */
+enum {
+	WEFT_OK = 0,
+	WEFT_ENOMEM = -1,    /* an allocation failed; nothing was changed */
+	WEFT_EINVAL = -2,    /* bad argument from the caller (bad JSON, bad id) */
+	WEFT_EPROTO = -3,    /* bad bytes from a peer */
+	WEFT_ECORRUPT = -4,  /* bad bytes on disk */
+	WEFT_EDENIED = -5,   /* refused by the server or by permissions */
+	WEFT_ETOOBIG = -6,   /* over a limit (document, frame, path depth) */
+	WEFT_ECLOSED = -7,   /* the connection or handle is closed */
+	WEFT_ENOTFOUND = -8, /* no such document */
+	WEFT_EIO = -9,       /* the operating system or SQLite reported an error */
+	WEFT_EBUSY = -10,    /* the replica file is open in another process */
+	WEFT_ETIMEDOUT = -11 /* the server did not answer in time */
+};
+
+/* A static English description of an error code. Any thread. */
+WEFT_API const char *weft_strerror(int rc);
+
+typedef struct weft_db weft_db;
+
+/* Options for weft_open. Fill with weft_options_init, then change fields.
+ * New fields are only ever added at the end. */
+typedef struct weft_options {
+	int version;                  /* set by weft_options_init */
+	uint32_t flush_interval_ms;   /* group-commit interval, default 100 */
+	int read_only;                /* open without writing (dump); default 0 */
+	void (*log)(void *ctx, int level, const char *msg); /* may be NULL */
+	void *log_ctx;
+} weft_options;
+
+/* Fills *opts with defaults. Cannot fail. Any thread. */
+WEFT_API void weft_options_init(weft_options *opts);
+
+/*
+ * Opens (creating if needed) the replica stored in the SQLite file `path`.
+ * `opts` may be NULL for defaults. On success *out is a new handle the
+ * caller owns and must pass to weft_close. Every open of a writable replica
+ * durably increments its incarnation, so operation ids lost in a crash are
+ * never reused.
+ *
+ * Errors: WEFT_EINVAL (NULL path/out), WEFT_EBUSY (the file is open in
+ * another process or handle), WEFT_ECORRUPT (not a weft replica, or damaged),
+ * WEFT_EIO, WEFT_ENOMEM. On error *out is untouched and, if a handle was
+ * needed to describe the error, the message is lost: use weft_open_errmsg.
+ */
+WEFT_API int weft_open(const char *path, const weft_options *opts, weft_db **out);
+
+/* The message of the last weft_open failure on this thread ("" if none). */
+WEFT_API const char *weft_open_errmsg(void);
+
+/* Flushes pending writes, stops the background thread and frees the handle.
+ * NULL is a no-op. Returns the flush's error code (the handle is freed
+ * whatever it returns). */
+WEFT_API int weft_close(weft_db *db);
+
+/* Detail of the last error on this handle. Valid until the next call on the
+ * handle. Never NULL. */
+WEFT_API const char *weft_errmsg(weft_db *db);
+
+/* The replica's 64-bit id (random, fixed at creation) and incarnation. */
+WEFT_API uint64_t weft_replica_id(weft_db *db);
+WEFT_API uint32_t weft_incarnation(weft_db *db);
+
+/*
+ * Merges the JSON object `json` (length `len`, or strlen if len is
+ * (size_t)-1) into document (collection, id), creating it. Object keys merge
+ * recursively; any other value replaces the field it lands on (see
+ * docs/DATA-MODEL.md). Applies to memory and queues the op for the oplog.
+ *
+ * Errors: WEFT_EINVAL (not a JSON object, bad UTF-8, duplicate keys, number
+ * out of range, empty collection or id), WEFT_ETOOBIG (over the limits in
+ * docs/DATA-MODEL.md), WEFT_ENOMEM. On error nothing changed.
+ */
+WEFT_API int weft_put_json(weft_db *db, const char *collection, const char *id,
+                           const char *json, size_t len);
+
+/* Deletes the document (writes a tombstone). Deleting a document that does
+ * not exist still writes the tombstone (it may exist on another replica).
+ * Errors: WEFT_EINVAL, WEFT_ENOMEM. */
+WEFT_API int weft_delete(weft_db *db, const char *collection, const char *id);
+
+/*
+ * Writes the canonical JSON of the visible document into a new buffer.
+ * On success *out is a NUL-terminated string the caller frees with
+ * weft_free, and *out_len (if not NULL) its length.
+ * Errors: WEFT_ENOTFOUND (absent or deleted), WEFT_EINVAL, WEFT_ENOMEM.
+ */
+WEFT_API int weft_get_json(weft_db *db, const char *collection, const char *id,
+                           char **out, size_t *out_len);
+
+/* Frees memory returned by the library. NULL is a no-op. Any thread. */
+WEFT_API void weft_free(void *p);
+
+/* Called once per visible document. `json` is canonical and borrowed: valid
+ * only during the call. Return non-zero to stop the scan early. */
+typedef int (*weft_scan_cb)(void *ctx, const char *collection, const char *id,
+                            const char *json, size_t len);
+
+/* Calls cb for every visible document of `collection` (every collection if
+ * NULL) in canonical order (collection, then id, by bytes). Must not write
+ * to db from inside cb. Errors: WEFT_ENOMEM, WEFT_EINVAL. */
+WEFT_API int weft_scan(weft_db *db, const char *collection, weft_scan_cb cb,
+                       void *ctx);
+
+/* Blocks until every write made before the call is durable on disk.
+ * Errors: WEFT_EIO (the write failed; it is retried by the next flush). */
+WEFT_API int weft_flush(weft_db *db);
+
+/* Number of local ops not yet acknowledged by a server. */
+WEFT_API uint64_t weft_pending(weft_db *db);
+
+/*
+ * Canonical dump (docs/DATA-MODEL.md): every visible document as one JSON
+ * line "\n"-terminated, sorted by collection then id. On success *out is
+ * owned by the caller (weft_free). Errors: WEFT_ENOMEM.
+ */
+WEFT_API int weft_dump(weft_db *db, char **out, size_t *out_len);
+
+/* The SHA-256 of `data`, as 64 lowercase hex digits and a NUL into hex. */
+WEFT_API void weft_sha256_hex(const void *data, size_t len, char hex[65]);
+
+/* A change delivered by weft_sync / weft_watch: the document after the
+ * change, as canonical JSON, or NULL when it was deleted. All pointers are
+ * borrowed for the duration of the callback. */
+typedef struct weft_change {
+	const char *collection;
+	const char *id;
+	int op;               /* WEFT_CHANGE_INSERT / _UPDATE / _DELETE */
+	const char *doc_json; /* NULL for delete */
+	int from_sync;        /* 1 when the change came from the server */
+} weft_change;
+
+enum { WEFT_CHANGE_INSERT = 1, WEFT_CHANGE_UPDATE = 2, WEFT_CHANGE_DELETE = 3 };
+
+/* Return non-zero from a change callback to stop weft_watch. */
+typedef int (*weft_change_cb)(void *ctx, const weft_change *change);
+
+/*
+ * Connects to `url` (ws://HOST:PORT), pushes every pending op, waits for the
+ * acknowledgements, pulls everything new since the replica's cursor and
+ * applies it, then returns. `cb` (may be NULL) sees each change applied from
+ * the server. `timeout_ms` bounds the whole call.
+ *
+ * Errors: WEFT_ETIMEDOUT (unacknowledged ops stay in the oplog and sync
+ * later), WEFT_ECLOSED (could not connect / connection lost), WEFT_EPROTO,
+ * WEFT_EDENIED, WEFT_EINVAL (bad URL), WEFT_EIO, WEFT_ENOMEM.
+ * Runs on the calling thread.
+ */
+WEFT_API int weft_sync(weft_db *db, const char *url, int timeout_ms,
+                       weft_change_cb cb, void *ctx);
+
+/*
+ * Like weft_sync, then stays connected and calls `cb` for every change the
+ * server sends, until cb returns non-zero (then WEFT_OK) or the connection
+ * fails. Only changes to `collection` are delivered when it is not NULL.
+ * Local writes made from inside cb are pushed before the next receive.
+ */
+WEFT_API int weft_watch(weft_db *db, const char *url, const char *collection,
+                        weft_change_cb cb, void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_H */

@@ -1,0 +1,95 @@
+/*
+ * doc.h - the document model (docs/DATA-MODEL.md is the normative text).
+ *
+ * A document is (collection, id, a tree of fields). Each node of the tree
+ * is addressed by its path of object keys from the root and carries three
+ * stamps, each a (hlc, replica) pair that only ever grows (max):
+ *   leaf   the node's value as a leaf (a MessagePack scalar or array) and
+ *          the stamp of the write that set it;
+ *   obj    the latest write that made this node an object (a write at or
+ *          below it);
+ *   clear  the latest write that cleared this node's subtree (a leaf write,
+ *          a replace, or a delete at this path).
+ * Anything in the subtree of a node with a stamp below the node's clear
+ * stamp (or an ancestor's) is dead. A node shows as a leaf when its leaf
+ * stamp is live and greater than its obj stamp, as an object when its obj
+ * stamp is live and greater than its leaf stamp, and is absent otherwise.
+ * A document is visible when its root is an object.
+ *
+ * Because every component merges by max, applying ops in any order, any
+ * number of times, gives the same state (commutative, associative,
+ * idempotent), and the visible JSON is a function of the state.
+ *
+ * A docset is the in-memory set of documents of a replica or server,
+ * addressed by (collection, id) through a hash table.
+ */
+#ifndef WEFT_CORE_DOC_H
+#define WEFT_CORE_DOC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/alloc.h"
+#include "core/hlc.h"
+#include "core/mp.h"
+#include "core/op.h"
+
+struct weft_doc;
+struct weft_docset;
+
+/* Visibility of a document before and after an apply. */
+enum weft_doc_change {
+	WEFT_DOC_NONE = 0,     /* nothing visible changed */
+	WEFT_DOC_INSERTED = 1, /* was absent or deleted, now visible */
+	WEFT_DOC_UPDATED = 2,  /* visible before and after, content differs */
+	WEFT_DOC_DELETED = 3   /* was visible, now absent */
+};
+
+int weft__docset_new(const struct weft_alloc *a, struct weft_docset **out);
+void weft__docset_free(struct weft_docset *ds);
+/* Number of documents held (visible or not). */
+size_t weft__docset_count(const struct weft_docset *ds);
+
+/* The document, or NULL. Borrowed: valid until the next apply/load. */
+struct weft_doc *weft__docset_find(struct weft_docset *ds, const char *coll, size_t coll_len,
+                                   const char *id, size_t id_len);
+
+/*
+ * Applies one op (already validated by weft__op_decode or built by the
+ * caller with the same rules). Creates the document if needed. *change
+ * (may be NULL) tells what happened to its visibility; *doc_out (may be
+ * NULL) receives the document.
+ * Errors: WEFT_ENOMEM (the document may hold part of the op: re-applying
+ * the same op later completes it, since apply is idempotent), WEFT_EPROTO.
+ */
+int weft__docset_apply(struct weft_docset *ds, const struct weft_op *op,
+                       enum weft_doc_change *change, struct weft_doc **doc_out);
+
+/* Loads a document's encoded state (weft__doc_encode), replacing any
+ * document with the same key. Errors: WEFT_ECORRUPT, WEFT_ENOMEM. */
+int weft__docset_load(struct weft_docset *ds, const char *coll, size_t coll_len,
+                      const char *id, size_t id_len, const void *state, size_t len);
+
+/* Every document, sorted by (collection, id) bytewise, into a new array
+ * of borrowed pointers (free with the docset's allocator through
+ * weft__docset_free_list). Errors: WEFT_ENOMEM. */
+int weft__docset_list(struct weft_docset *ds, struct weft_doc ***out, size_t *n);
+void weft__docset_free_list(struct weft_docset *ds, struct weft_doc **list);
+
+void weft__doc_key(const struct weft_doc *d, const char **coll, size_t *coll_len,
+                   const char **id, size_t *id_len);
+bool weft__doc_visible(const struct weft_doc *d);
+/* Appends the visible document as canonical JSON to out. The document
+ * must be visible. */
+int weft__doc_write_json(const struct weft_doc *d, struct mp_buf *out);
+/* Appends the full state (every stamp, tombstones included) to out. */
+void weft__doc_encode(const struct weft_doc *d, struct mp_buf *out);
+
+/* Appends the canonical dump line of a visible document:
+ * {"collection":...,"doc":{...},"id":...} and "\n". */
+int weft__doc_write_dump_line(const struct weft_doc *d, struct mp_buf *out);
+/* The whole canonical dump of a docset (only visible documents). */
+int weft__docset_dump(struct weft_docset *ds, struct mp_buf *out);
+
+#endif

@@ -1,0 +1,193 @@
+/*
+ * proto.c - encoding and decoding of the sync protocol's messages. See
+ * proto.h and docs/PROTOCOL.md. Decoders validate everything; extra
+ * trailing fields are skipped so that later versions can add them.
+ */
+#include <string.h>
+
+#include "weft/weft.h"
+#include "core/proto.h"
+
+static void be64_put(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+static uint64_t be64_get(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+void weft__cursor_pack(const struct weft_cursor *c, uint8_t out[WEFT_CURSOR_LEN])
+{
+	be64_put(out, c->epoch);
+	be64_put(out + 8, c->pos);
+}
+
+void weft__cursor_unpack(struct weft_cursor *c, const uint8_t in[WEFT_CURSOR_LEN])
+{
+	c->epoch = be64_get(in);
+	c->pos = be64_get(in + 8);
+}
+
+void weft__cursor_write(struct mp_buf *b, const struct weft_cursor *c)
+{
+	uint8_t raw[WEFT_CURSOR_LEN];
+
+	weft__cursor_pack(c, raw);
+	weft__mp_write_bin(b, raw, sizeof(raw));
+}
+
+int weft__cursor_read(struct mp_reader *r, struct weft_cursor *c)
+{
+	struct mp_reader save = *r;
+	const void *p;
+	size_t len;
+
+	if (weft__mp_read_bin(r, &p, &len) != WEFT_OK || len != WEFT_CURSOR_LEN) {
+		*r = save;
+		return WEFT_EPROTO;
+	}
+	weft__cursor_unpack(c, p);
+	return WEFT_OK;
+}
+
+int weft__msg_begin(struct mp_reader *r, int *type, uint32_t *nfields)
+{
+	uint64_t t;
+
+	if (weft__mp_read_array(r, nfields) != WEFT_OK || *nfields < 1)
+		return WEFT_EPROTO;
+	if (weft__mp_read_uint(r, &t) != WEFT_OK || t < WEFT_MSG_HELLO || t > WEFT_MSG_ERROR)
+		return WEFT_EPROTO;
+	*type = (int)t;
+	return WEFT_OK;
+}
+
+int weft__msg_skip_rest(struct mp_reader *r, uint32_t nfields, uint32_t used)
+{
+	for (uint32_t i = used; i < nfields; i++)
+		if (weft__mp_skip(r, NULL, NULL) != WEFT_OK)
+			return WEFT_EPROTO;
+	return weft__mp_reader_left(r) == 0 ? WEFT_OK : WEFT_EPROTO;
+}
+
+void weft__msg_hello_write(struct mp_buf *b, const struct weft_hello *h)
+{
+	weft__mp_write_array(b, 5);
+	weft__mp_write_uint(b, WEFT_MSG_HELLO);
+	weft__mp_write_uint(b, h->version);
+	weft__mp_write_uint(b, h->replica);
+	weft__mp_write_uint(b, h->incarnation);
+	if (h->has_cursor)
+		weft__cursor_write(b, &h->cursor);
+	else
+		weft__mp_write_nil(b);
+}
+
+int weft__msg_hello_read(struct mp_reader *r, uint32_t nfields, struct weft_hello *h)
+{
+	enum mp_type t;
+	uint64_t inc;
+
+	memset(h, 0, sizeof(*h));
+	if (nfields < 5)
+		return WEFT_EPROTO;
+	if (weft__mp_read_uint(r, &h->version) != WEFT_OK ||
+	    weft__mp_read_uint(r, &h->replica) != WEFT_OK ||
+	    weft__mp_read_uint(r, &inc) != WEFT_OK || inc == 0 || inc > UINT32_MAX)
+		return WEFT_EPROTO;
+	h->incarnation = (uint32_t)inc;
+	if (weft__mp_peek(r, &t) != WEFT_OK)
+		return WEFT_EPROTO;
+	if (t == MP_NIL) {
+		(void)weft__mp_read_nil(r);
+	} else {
+		if (weft__cursor_read(r, &h->cursor) != WEFT_OK)
+			return WEFT_EPROTO;
+		h->has_cursor = true;
+	}
+	return weft__msg_skip_rest(r, nfields, 5);
+}
+
+void weft__msg_welcome_write(struct mp_buf *b, const struct weft_welcome *w)
+{
+	weft__mp_write_array(b, 5);
+	weft__mp_write_uint(b, WEFT_MSG_WELCOME);
+	weft__mp_write_uint(b, w->version);
+	weft__mp_write_uint(b, w->server_time_ms);
+	weft__mp_write_uint(b, w->max_message);
+	weft__mp_write_uint(b, w->max_push);
+}
+
+int weft__msg_welcome_read(struct mp_reader *r, uint32_t nfields, struct weft_welcome *w)
+{
+	if (nfields < 5)
+		return WEFT_EPROTO;
+	if (weft__mp_read_uint(r, &w->version) != WEFT_OK ||
+	    weft__mp_read_uint(r, &w->server_time_ms) != WEFT_OK ||
+	    weft__mp_read_uint(r, &w->max_message) != WEFT_OK ||
+	    weft__mp_read_uint(r, &w->max_push) != WEFT_OK || w->max_push == 0)
+		return WEFT_EPROTO;
+	return weft__msg_skip_rest(r, nfields, 5);
+}
+
+void weft__msg_ack_write(struct mp_buf *b, uint32_t incarnation, uint64_t seq)
+{
+	weft__mp_write_array(b, 3);
+	weft__mp_write_uint(b, WEFT_MSG_ACK);
+	weft__mp_write_uint(b, incarnation);
+	weft__mp_write_uint(b, seq);
+}
+
+int weft__msg_ack_read(struct mp_reader *r, uint32_t nfields, uint32_t *incarnation, uint64_t *seq)
+{
+	uint64_t inc;
+
+	if (nfields < 3)
+		return WEFT_EPROTO;
+	if (weft__mp_read_uint(r, &inc) != WEFT_OK || inc == 0 || inc > UINT32_MAX ||
+	    weft__mp_read_uint(r, seq) != WEFT_OK)
+		return WEFT_EPROTO;
+	*incarnation = (uint32_t)inc;
+	return weft__msg_skip_rest(r, nfields, 3);
+}
+
+void weft__msg_synced_write(struct mp_buf *b, const struct weft_cursor *c)
+{
+	weft__mp_write_array(b, 2);
+	weft__mp_write_uint(b, WEFT_MSG_SYNCED);
+	weft__cursor_write(b, c);
+}
+
+int weft__msg_synced_read(struct mp_reader *r, uint32_t nfields, struct weft_cursor *c)
+{
+	if (nfields < 2 || weft__cursor_read(r, c) != WEFT_OK)
+		return WEFT_EPROTO;
+	return weft__msg_skip_rest(r, nfields, 2);
+}
+
+void weft__msg_error_write(struct mp_buf *b, int code, const char *msg)
+{
+	weft__mp_write_array(b, 3);
+	weft__mp_write_uint(b, WEFT_MSG_ERROR);
+	weft__mp_write_int(b, code);
+	weft__mp_write_cstr(b, msg);
+}
+
+int weft__msg_error_read(struct mp_reader *r, uint32_t nfields, int64_t *code, const char **msg,
+                         size_t *msg_len)
+{
+	if (nfields < 3)
+		return WEFT_EPROTO;
+	if (weft__mp_read_int(r, code) != WEFT_OK || weft__mp_read_str(r, msg, msg_len) != WEFT_OK)
+		return WEFT_EPROTO;
+	return weft__msg_skip_rest(r, nfields, 3);
+}

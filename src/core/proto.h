@@ -1,0 +1,99 @@
+/*
+ * proto.h - sync protocol messages (docs/PROTOCOL.md is normative).
+ *
+ * Every WebSocket binary message carries exactly one MessagePack array
+ * whose first element is the message type. This is protocol version 1's
+ * thin first cut: the messages below are enough for push, acknowledgement,
+ * pull from a cursor and realtime fan-out. Issue 5 extends it (unknown
+ * trailing array elements are ignored by both sides, so messages can grow).
+ *
+ *   HELLO   [1, version, replica, incarnation, cursor|nil]      C -> S
+ *   WELCOME [2, version, server_time_ms, max_message, max_push] S -> C
+ *   PUSH    [3, [op...]]                                        C -> S
+ *   ACK     [4, incarnation, seq]                               S -> C
+ *   CHANGES [5, [op...], cursor]                                S -> C
+ *   SYNCED  [6, cursor]                                         S -> C
+ *   ERROR   [7, code, message]                                  S -> C
+ *
+ * A cursor is 16 opaque bytes (bin): the store epoch and a position in
+ * commit order, both big-endian uint64. Replicas store it and hand it back.
+ */
+#ifndef WEFT_CORE_PROTO_H
+#define WEFT_CORE_PROTO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/mp.h"
+
+#define WEFT_PROTO_VERSION 1
+#define WEFT_CURSOR_LEN 16
+
+enum weft_msg_type {
+	WEFT_MSG_HELLO = 1,
+	WEFT_MSG_WELCOME = 2,
+	WEFT_MSG_PUSH = 3,
+	WEFT_MSG_ACK = 4,
+	WEFT_MSG_CHANGES = 5,
+	WEFT_MSG_SYNCED = 6,
+	WEFT_MSG_ERROR = 7
+};
+
+/* Error codes carried by ERROR messages. */
+enum weft_proto_error {
+	WEFT_PERR_PROTOCOL = 1,  /* malformed or unexpected message */
+	WEFT_PERR_VERSION = 2,   /* unsupported protocol version */
+	WEFT_PERR_TOO_BIG = 3,   /* over a limit announced in WELCOME */
+	WEFT_PERR_INTERNAL = 4,  /* the server failed (e.g. its disk); retry later */
+	WEFT_PERR_SHUTDOWN = 5   /* the server is stopping; reconnect later */
+};
+
+struct weft_cursor {
+	uint64_t epoch; /* store epoch: random, fixed when the store was created */
+	uint64_t pos;   /* position of the last change delivered, 0 = none */
+};
+
+void weft__cursor_write(struct mp_buf *b, const struct weft_cursor *c);
+/* Reads a cursor (bin of 16 bytes). Errors: WEFT_EPROTO. */
+int weft__cursor_read(struct mp_reader *r, struct weft_cursor *c);
+/* Cursor <-> 16 raw bytes (for storing in meta). */
+void weft__cursor_pack(const struct weft_cursor *c, uint8_t out[WEFT_CURSOR_LEN]);
+void weft__cursor_unpack(struct weft_cursor *c, const uint8_t in[WEFT_CURSOR_LEN]);
+
+/* Reads the array header and the type of a message. *nfields is the array
+ * length including the type. Errors: WEFT_EPROTO. */
+int weft__msg_begin(struct mp_reader *r, int *type, uint32_t *nfields);
+
+struct weft_hello {
+	uint64_t version;
+	uint64_t replica;
+	uint32_t incarnation;
+	bool has_cursor;
+	struct weft_cursor cursor;
+};
+
+struct weft_welcome {
+	uint64_t version;
+	uint64_t server_time_ms;
+	uint64_t max_message;
+	uint64_t max_push; /* most ops in one PUSH */
+};
+
+void weft__msg_hello_write(struct mp_buf *b, const struct weft_hello *h);
+/* After weft__msg_begin returned HELLO. Errors: WEFT_EPROTO. */
+int weft__msg_hello_read(struct mp_reader *r, uint32_t nfields, struct weft_hello *h);
+void weft__msg_welcome_write(struct mp_buf *b, const struct weft_welcome *w);
+int weft__msg_welcome_read(struct mp_reader *r, uint32_t nfields, struct weft_welcome *w);
+void weft__msg_ack_write(struct mp_buf *b, uint32_t incarnation, uint64_t seq);
+int weft__msg_ack_read(struct mp_reader *r, uint32_t nfields, uint32_t *incarnation,
+                       uint64_t *seq);
+void weft__msg_synced_write(struct mp_buf *b, const struct weft_cursor *c);
+int weft__msg_synced_read(struct mp_reader *r, uint32_t nfields, struct weft_cursor *c);
+void weft__msg_error_write(struct mp_buf *b, int code, const char *msg);
+int weft__msg_error_read(struct mp_reader *r, uint32_t nfields, int64_t *code, const char **msg,
+                         size_t *msg_len);
+/* Skips the fields of a message that this version does not know, after
+ * the caller has read `used` of nfields (type included). */
+int weft__msg_skip_rest(struct mp_reader *r, uint32_t nfields, uint32_t used);
+
+#endif
