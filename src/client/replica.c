@@ -1,0 +1,678 @@
+/*
+ * replica.c - weft_db: open/close, synchronous local reads and writes.
+ *
+ * Every write applies to the in-memory docset and appends an op to the
+ * pending list, then hands the op, the document's new state and the clock
+ * to the write-behind thread; it returns without waiting for the disk.
+ * Durability comes from the writer's group commit (weft_flush waits for
+ * it). On open, the documents, the unacknowledged ops, the clock's
+ * high-water mark and the server cursor all reload from the store.
+ *
+ * Invariants: the pending list holds exactly the ops issued or loaded and
+ * not yet acknowledged, in issue order (ascending op key); the writer
+ * receives records in the order the changes happened in memory.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/sha256.h"
+#include "client/json_in.h"
+#include "client/replica.h"
+#include "store/sqlite_store.h"
+
+static _Thread_local char open_errmsg[512];
+
+const char *weft_version(void)
+{
+	return WEFT_VERSION_STRING;
+}
+
+const char *weft_strerror(int rc)
+{
+	switch (rc) {
+	case WEFT_OK:
+		return "ok";
+	case WEFT_ENOMEM:
+		return "out of memory";
+	case WEFT_EINVAL:
+		return "invalid argument";
+	case WEFT_EPROTO:
+		return "protocol error";
+	case WEFT_ECORRUPT:
+		return "corrupt data on disk";
+	case WEFT_EDENIED:
+		return "denied";
+	case WEFT_ETOOBIG:
+		return "over a limit";
+	case WEFT_ECLOSED:
+		return "connection closed";
+	case WEFT_ENOTFOUND:
+		return "not found";
+	case WEFT_EIO:
+		return "I/O error";
+	case WEFT_EBUSY:
+		return "in use by another process";
+	case WEFT_ETIMEDOUT:
+		return "timed out";
+	}
+	return "unknown error";
+}
+
+int weft__db_err(weft_db *db, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(db->errmsg, sizeof(db->errmsg), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+static int open_err(int rc, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+
+static int open_err(int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(open_errmsg, sizeof(open_errmsg), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+const char *weft_open_errmsg(void)
+{
+	return open_errmsg;
+}
+
+const char *weft_errmsg(weft_db *db)
+{
+	return db ? db->errmsg : "no handle";
+}
+
+void weft_options_init(weft_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->version = 1;
+	o->flush_interval_ms = 100;
+}
+
+void weft_free(void *p)
+{
+	free(p);
+}
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- open ---- */
+
+static int pend_push(weft_db *db, uint64_t key, const void *raw, size_t len)
+{
+	struct pending_op *p;
+
+	if (db->npend == db->pend_cap) {
+		size_t cap = db->pend_cap ? db->pend_cap * 2 : 64;
+
+		p = weft__realloc(db->alloc, db->pend, cap * sizeof(*p));
+		if (!p)
+			return WEFT_ENOMEM;
+		db->pend = p;
+		db->pend_cap = cap;
+	}
+	p = &db->pend[db->npend];
+	p->raw = weft__malloc(db->alloc, len);
+	if (!p->raw)
+		return WEFT_ENOMEM;
+	memcpy(p->raw, raw, len);
+	p->len = len;
+	p->key = key;
+	db->npend++;
+	return WEFT_OK;
+}
+
+static int load_doc(void *ctx, const char *coll, size_t coll_len, const char *id, size_t id_len,
+                    const void *val, size_t len)
+{
+	weft_db *db = ctx;
+
+	return weft__docset_load(db->docs, coll, coll_len, id, id_len, val, len);
+}
+
+static int load_op(void *ctx, uint64_t key, const void *val, size_t len)
+{
+	weft_db *db = ctx;
+	struct mp_reader r;
+	struct weft_op op;
+
+	weft__mp_reader_init(&r, val, len);
+	if (weft__op_decode(&r, &op) != WEFT_OK || weft__op_key(op.incarnation, op.seq) != key)
+		return WEFT_ECORRUPT;
+	return pend_push(db, key, val, len);
+}
+
+/* Reads the replica's identity, bumps and persists the incarnation, and
+ * loads the clock and cursor. One store transaction, committed before the
+ * handle is returned, so a crash right after open still never reuses the
+ * incarnation. */
+static int open_meta(weft_db *db, const char *path, bool read_only)
+{
+	struct weft_store *st = db->st;
+	uint64_t v = 0;
+	struct mp_buf b;
+	int rc;
+
+	rc = weft__store_meta_get_u64(st, "replica", &db->replica);
+	if (rc == WEFT_ENOTFOUND && read_only) {
+		db->replica = 0;
+		rc = WEFT_OK;
+	} else if (rc == WEFT_ENOTFOUND) {
+		do {
+			if (getrandom(&db->replica, sizeof(db->replica), 0) != sizeof(db->replica))
+				return open_err(WEFT_EIO, "%s: no randomness for a replica id", path);
+		} while (db->replica == 0);
+		rc = WEFT_OK;
+	}
+	if (rc != WEFT_OK)
+		return open_err(rc, "%s: reading replica id: %s", path, st->vt->errmsg(st));
+
+	rc = weft__store_meta_get_u64(st, "incarnation", &v);
+	if (rc != WEFT_OK && rc != WEFT_ENOTFOUND)
+		return open_err(rc, "%s: reading incarnation: %s", path, st->vt->errmsg(st));
+	if (v >= WEFT_MAX_INCARNATION)
+		return open_err(WEFT_ECORRUPT, "%s: incarnation %llu exhausted", path,
+		                (unsigned long long)v);
+	db->incarnation = (uint32_t)v + (read_only ? 0 : 1);
+
+	v = 0;
+	rc = weft__store_meta_get_u64(st, "hlc", &v);
+	if (rc != WEFT_OK && rc != WEFT_ENOTFOUND)
+		return open_err(rc, "%s: reading clock: %s", path, st->vt->errmsg(st));
+	weft__hlc_init(&db->hlc, v);
+
+	weft__mp_buf_init(&b, db->alloc, 64);
+	rc = st->vt->meta_get(st, "cursor", &b);
+	if (rc == WEFT_OK && b.len == WEFT_CURSOR_LEN) {
+		weft__cursor_unpack(&db->cursor, b.data);
+		db->has_cursor = true;
+	} else if (rc == WEFT_OK) {
+		rc = WEFT_ECORRUPT;
+	} else if (rc == WEFT_ENOTFOUND) {
+		rc = WEFT_OK;
+	}
+	weft__mp_buf_free(&b);
+	if (rc != WEFT_OK)
+		return open_err(rc, "%s: reading cursor: %s", path, weft_strerror(rc));
+	if (read_only)
+		return WEFT_OK;
+
+	if ((rc = st->vt->begin(st)) != WEFT_OK)
+		goto out_io;
+	rc = weft__store_meta_put_u64(st, "replica", db->replica);
+	if (rc == WEFT_OK)
+		rc = weft__store_meta_put_u64(st, "incarnation", db->incarnation);
+	if (rc == WEFT_OK)
+		rc = st->vt->commit(st);
+	if (rc == WEFT_OK)
+		return WEFT_OK;
+	st->vt->rollback(st);
+out_io:
+	return open_err(rc, "%s: writing incarnation: %s", path, st->vt->errmsg(st));
+}
+
+static int take_lock(const char *path, int *fd_out)
+{
+	size_t n = strlen(path);
+	char *lp = malloc(n + 6);
+	int fd;
+
+	if (!lp)
+		return open_err(WEFT_ENOMEM, "out of memory");
+	memcpy(lp, path, n);
+	memcpy(lp + n, "-lock", 6);
+	fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		int e = errno;
+
+		open_err(WEFT_EIO, "%s: %s", lp, strerror(e));
+		free(lp);
+		return WEFT_EIO;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+
+		close(fd);
+		if (e == EWOULDBLOCK)
+			open_err(WEFT_EBUSY, "%s: replica is in use by another process or handle",
+			         path);
+		else
+			open_err(WEFT_EIO, "%s: locking: %s", lp, strerror(e));
+		free(lp);
+		return e == EWOULDBLOCK ? WEFT_EBUSY : WEFT_EIO;
+	}
+	free(lp);
+	*fd_out = fd;
+	return WEFT_OK;
+}
+
+int weft_open(const char *path, const weft_options *opts, weft_db **out)
+{
+	const struct weft_alloc *a = weft__alloc_default();
+	char err[256] = "";
+	weft_db *db;
+	int rc;
+
+	open_errmsg[0] = '\0';
+	if (!path || !out || !*path)
+		return open_err(WEFT_EINVAL, "weft_open: NULL or empty argument");
+	db = weft__zalloc(a, sizeof(*db));
+	if (!db)
+		return open_err(WEFT_ENOMEM, "out of memory");
+	db->alloc = a;
+	db->lock_fd = -1;
+	if (opts)
+		db->opts = *opts;
+	else
+		weft_options_init(&db->opts);
+	weft__mp_buf_init(&db->scratch, a, 0);
+
+	if (!db->opts.read_only && (rc = take_lock(path, &db->lock_fd)) != WEFT_OK)
+		goto out_close;
+	rc = weft__sqlite_store_open(path,
+	                             db->opts.read_only ? WEFT_SQLITE_READONLY : WEFT_SQLITE_CREATE,
+	                             a, &db->st, err, sizeof(err));
+	if (rc != WEFT_OK) {
+		open_err(rc, "%s: %s", path, err);
+		goto out_close;
+	}
+	if ((rc = weft__docset_new(a, &db->docs)) != WEFT_OK) {
+		open_err(rc, "out of memory");
+		goto out_close;
+	}
+	if ((rc = open_meta(db, path, db->opts.read_only)) != WEFT_OK)
+		goto out_close;
+	if ((rc = db->st->vt->doc_scan(db->st, load_doc, db)) != WEFT_OK) {
+		open_err(rc, "%s: loading documents: %s", path, weft_strerror(rc));
+		goto out_close;
+	}
+	if ((rc = db->st->vt->log_scan(db->st, 1, load_op, db)) != WEFT_OK) {
+		open_err(rc, "%s: loading the oplog: %s", path, weft_strerror(rc));
+		goto out_close;
+	}
+	if (!db->opts.read_only) {
+		rc = weft__writer_start(db->st, a, db->opts.flush_interval_ms, &db->w);
+		if (rc != WEFT_OK) {
+			open_err(rc, "%s: starting the writer thread failed", path);
+			goto out_close;
+		}
+	}
+	*out = db;
+	return WEFT_OK;
+
+out_close:
+	{
+		char keep[sizeof(open_errmsg)];
+
+		memcpy(keep, open_errmsg, sizeof(keep));
+		weft_close(db);
+		memcpy(open_errmsg, keep, sizeof(keep));
+	}
+	return rc;
+}
+
+int weft_close(weft_db *db)
+{
+	int rc = WEFT_OK;
+
+	if (!db)
+		return WEFT_OK;
+	if (db->w)
+		rc = weft__writer_stop(db->w);
+	weft__store_close(db->st);
+	weft__docset_free(db->docs);
+	for (size_t i = 0; i < db->npend; i++)
+		weft__free(db->alloc, db->pend[i].raw);
+	weft__free(db->alloc, db->pend);
+	weft__mp_buf_free(&db->scratch);
+	if (db->lock_fd >= 0)
+		close(db->lock_fd);
+	weft__free(db->alloc, db);
+	return rc;
+}
+
+uint64_t weft_replica_id(weft_db *db)
+{
+	return db->replica;
+}
+
+uint32_t weft_incarnation(weft_db *db)
+{
+	return db->incarnation;
+}
+
+uint64_t weft_pending(weft_db *db)
+{
+	return db->npend;
+}
+
+int weft_flush(weft_db *db)
+{
+	int rc;
+
+	if (!db->w)
+		return WEFT_OK;
+	rc = weft__writer_flush(db->w);
+	if (rc != WEFT_OK)
+		return weft__db_err(db, rc, "flush failed: %s", weft_strerror(rc));
+	return WEFT_OK;
+}
+
+/* ---- writes ---- */
+
+static int check_key(weft_db *db, const char *coll, const char *id, size_t *clen, size_t *ilen)
+{
+	if (!coll || !id)
+		return weft__db_err(db, WEFT_EINVAL, "collection and id are required");
+	*clen = strlen(coll);
+	*ilen = strlen(id);
+	if (*clen == 0 || *ilen == 0)
+		return weft__db_err(db, WEFT_EINVAL, "collection and id must not be empty");
+	if (*clen > WEFT_MAX_COLLECTION || *ilen > WEFT_MAX_ID)
+		return weft__db_err(db, WEFT_ETOOBIG, "collection (max %d bytes) or id (max %d) too long",
+		                    WEFT_MAX_COLLECTION, WEFT_MAX_ID);
+	if (!weft__utf8_valid(coll, *clen) || !weft__utf8_valid(id, *ilen))
+		return weft__db_err(db, WEFT_EINVAL, "collection and id must be valid UTF-8");
+	return WEFT_OK;
+}
+
+/* Persists a document's full state through the writer. */
+static int persist_doc(weft_db *db, struct weft_doc *d)
+{
+	const char *c, *id;
+	size_t clen, ilen;
+
+	weft__mp_buf_reset(&db->scratch);
+	weft__doc_encode(d, &db->scratch);
+	if (db->scratch.err)
+		return db->scratch.err;
+	weft__doc_key(d, &c, &clen, &id, &ilen);
+	return weft__writer_doc_put(db->w, c, clen, id, ilen, db->scratch.data, db->scratch.len);
+}
+
+/* Issues, applies and queues one local op whose collection, id, kind, path
+ * and value the caller filled in. */
+static int local_op(weft_db *db, struct weft_op *op)
+{
+	struct mp_buf enc;
+	struct mp_reader r;
+	struct weft_op dec;
+	struct weft_doc *d;
+	uint64_t hlc_le;
+	uint8_t hlc_buf[8];
+	int rc;
+
+	if (!db->w)
+		return weft__db_err(db, WEFT_EINVAL, "replica is open read-only");
+	if (db->seq >= WEFT_MAX_SEQ)
+		return weft__db_err(db, WEFT_ETOOBIG, "op numbers of this incarnation exhausted");
+	op->replica = db->replica;
+	op->incarnation = db->incarnation;
+	op->seq = db->seq + 1;
+	op->hlc = weft__hlc_now(&db->hlc, wall_ms());
+
+	weft__mp_buf_init(&enc, db->alloc, 0);
+	weft__op_encode(&enc, op);
+	if ((rc = enc.err) != WEFT_OK)
+		goto out_free_enc;
+	/* Decoding what we encoded validates it against the same limits every
+	 * peer applies, so a local write can never produce an op the server
+	 * would refuse. */
+	weft__mp_reader_init(&r, enc.data, enc.len);
+	if ((rc = weft__op_decode(&r, &dec)) != WEFT_OK) {
+		weft__db_err(db, rc, "document over the limits of docs/DATA-MODEL.md");
+		goto out_free_enc;
+	}
+	if ((rc = pend_push(db, weft__op_key(dec.incarnation, dec.seq), enc.data, enc.len)) !=
+	    WEFT_OK)
+		goto out_free_enc;
+	if ((rc = weft__docset_apply(db->docs, &dec, NULL, &d)) != WEFT_OK) {
+		weft__free(db->alloc, db->pend[--db->npend].raw);
+		goto out_free_enc;
+	}
+	db->seq++;
+	rc = weft__writer_log_append(db->w, weft__op_key(dec.incarnation, dec.seq), enc.data,
+	                             enc.len);
+	if (rc == WEFT_OK)
+		rc = persist_doc(db, d);
+	hlc_le = db->hlc.last;
+	for (int i = 0; i < 8; i++)
+		hlc_buf[i] = (uint8_t)(hlc_le >> (8 * i));
+	if (rc == WEFT_OK)
+		rc = weft__writer_meta_put(db->w, "hlc", hlc_buf, sizeof(hlc_buf));
+out_free_enc:
+	weft__mp_buf_free(&enc);
+	if (rc == WEFT_ENOMEM)
+		weft__db_err(db, rc, "out of memory");
+	return rc;
+}
+
+int weft_put_json(weft_db *db, const char *collection, const char *id, const char *json,
+                  size_t len)
+{
+	struct weft_op op;
+	struct mp_buf val;
+	size_t clen, ilen;
+	int rc;
+
+	if ((rc = check_key(db, collection, id, &clen, &ilen)) != WEFT_OK)
+		return rc;
+	if (!json)
+		return weft__db_err(db, WEFT_EINVAL, "JSON is required");
+	if (len == (size_t)-1)
+		len = strlen(json);
+	weft__mp_buf_init(&val, db->alloc, WEFT_MAX_VALUE);
+	rc = weft__json_to_mp(json, len, WEFT_MAX_DEPTH, &val, db->errmsg, sizeof(db->errmsg));
+	if (rc == WEFT_ETOOBIG && val.err == WEFT_ETOOBIG)
+		weft__db_err(db, rc, "document larger than %d bytes encoded", WEFT_MAX_VALUE);
+	if (rc != WEFT_OK)
+		goto out_free_val;
+	if (!(val.data[0] >= 0x80 && val.data[0] <= 0x8f) && val.data[0] != 0xde &&
+	    val.data[0] != 0xdf) {
+		rc = weft__db_err(db, WEFT_EINVAL, "a document must be a JSON object");
+		goto out_free_val;
+	}
+	memset(&op, 0, sizeof(op));
+	op.kind = WEFT_OP_SET;
+	op.coll = collection;
+	op.coll_len = clen;
+	op.id = id;
+	op.id_len = ilen;
+	op.value = val.data;
+	op.value_len = val.len;
+	rc = local_op(db, &op);
+out_free_val:
+	weft__mp_buf_free(&val);
+	return rc;
+}
+
+int weft_delete(weft_db *db, const char *collection, const char *id)
+{
+	static const uint8_t nil = 0xc0;
+	struct weft_op op;
+	size_t clen, ilen;
+	int rc;
+
+	if ((rc = check_key(db, collection, id, &clen, &ilen)) != WEFT_OK)
+		return rc;
+	memset(&op, 0, sizeof(op));
+	op.kind = WEFT_OP_DELETE;
+	op.coll = collection;
+	op.coll_len = clen;
+	op.id = id;
+	op.id_len = ilen;
+	op.value = &nil;
+	op.value_len = 1;
+	return local_op(db, &op);
+}
+
+/* ---- remote changes (called by sync.c) ---- */
+
+int weft__db_apply_remote(weft_db *db, const struct weft_op *op, enum weft_doc_change *change,
+                          struct weft_doc **doc)
+{
+	int rc;
+
+	weft__hlc_observe(&db->hlc, op->hlc);
+	if ((rc = weft__docset_apply(db->docs, op, change, doc)) != WEFT_OK)
+		return rc;
+	if (*change == WEFT_DOC_NONE && !db->w)
+		return WEFT_OK;
+	return db->w ? persist_doc(db, *doc) : WEFT_OK;
+}
+
+int weft__db_acked(weft_db *db, uint32_t incarnation, uint64_t seq)
+{
+	uint64_t key = weft__op_key(incarnation, seq);
+	size_t k = 0;
+
+	while (k < db->npend && db->pend[k].key <= key)
+		weft__free(db->alloc, db->pend[k++].raw);
+	if (k == 0)
+		return WEFT_OK;
+	memmove(db->pend, db->pend + k, (db->npend - k) * sizeof(*db->pend));
+	db->npend -= k;
+	return weft__writer_log_trim(db->w, key);
+}
+
+int weft__db_set_cursor(weft_db *db, const struct weft_cursor *c)
+{
+	uint8_t raw[WEFT_CURSOR_LEN];
+
+	db->cursor = *c;
+	db->has_cursor = true;
+	weft__cursor_pack(c, raw);
+	return weft__writer_meta_put(db->w, "cursor", raw, sizeof(raw));
+}
+
+/* ---- reads ---- */
+
+int weft_get_json(weft_db *db, const char *collection, const char *id, char **out,
+                  size_t *out_len)
+{
+	struct weft_doc *d;
+	struct mp_buf b;
+	size_t clen, ilen, len;
+	uint8_t *p;
+	int rc;
+
+	if ((rc = check_key(db, collection, id, &clen, &ilen)) != WEFT_OK)
+		return rc;
+	if (!out)
+		return weft__db_err(db, WEFT_EINVAL, "out is NULL");
+	d = weft__docset_find(db->docs, collection, clen, id, ilen);
+	if (!d || !weft__doc_visible(d))
+		return weft__db_err(db, WEFT_ENOTFOUND, "%s/%s not found", collection, id);
+	weft__mp_buf_init(&b, db->alloc, 0);
+	rc = weft__doc_write_json(d, &b);
+	weft__mp_write_raw(&b, "", 1);
+	if (rc == WEFT_OK)
+		rc = b.err;
+	if (rc != WEFT_OK) {
+		weft__mp_buf_free(&b);
+		return weft__db_err(db, rc, "writing JSON: %s", weft_strerror(rc));
+	}
+	p = weft__mp_buf_take(&b, &len);
+	*out = (char *)p;
+	if (out_len)
+		*out_len = len - 1;
+	return WEFT_OK;
+}
+
+int weft_scan(weft_db *db, const char *collection, weft_scan_cb cb, void *ctx)
+{
+	struct weft_doc **list;
+	struct mp_buf b;
+	size_t n, clen = collection ? strlen(collection) : 0;
+	int rc;
+
+	if (!cb)
+		return weft__db_err(db, WEFT_EINVAL, "callback is NULL");
+	if ((rc = weft__docset_list(db->docs, &list, &n)) != WEFT_OK)
+		return weft__db_err(db, rc, "out of memory");
+	weft__mp_buf_init(&b, db->alloc, 0);
+	for (size_t i = 0; i < n; i++) {
+		const char *c, *id;
+		size_t cl, il;
+
+		weft__doc_key(list[i], &c, &cl, &id, &il);
+		if (collection && (cl != clen || memcmp(c, collection, cl) != 0))
+			continue;
+		if (!weft__doc_visible(list[i]))
+			continue;
+		weft__mp_buf_reset(&b);
+		rc = weft__doc_write_json(list[i], &b);
+		weft__mp_write_raw(&b, "", 1);
+		if (rc == WEFT_OK && (rc = b.err) == WEFT_OK) {
+			if (cb(ctx, c, id, (const char *)b.data, b.len - 1) != 0)
+				break;
+		}
+		if (rc != WEFT_OK) {
+			weft__db_err(db, rc, "writing JSON: %s", weft_strerror(rc));
+			break;
+		}
+	}
+	weft__mp_buf_free(&b);
+	weft__docset_free_list(db->docs, list);
+	return rc;
+}
+
+int weft_dump(weft_db *db, char **out, size_t *out_len)
+{
+	struct mp_buf b;
+	size_t len;
+	int rc;
+
+	weft__mp_buf_init(&b, db->alloc, 0);
+	rc = weft__docset_dump(db->docs, &b);
+	weft__mp_write_raw(&b, "", 1);
+	if (rc == WEFT_OK)
+		rc = b.err;
+	if (rc != WEFT_OK) {
+		weft__mp_buf_free(&b);
+		return weft__db_err(db, rc, "dump: %s", weft_strerror(rc));
+	}
+	*out = (char *)weft__mp_buf_take(&b, &len);
+	if (out_len)
+		*out_len = len - 1;
+	return WEFT_OK;
+}
+
+void weft_sha256_hex(const void *data, size_t len, char hex[65])
+{
+	static const char digits[] = "0123456789abcdef";
+	uint8_t d[32];
+
+	weft__sha256(data, len, d);
+	for (int i = 0; i < 32; i++) {
+		hex[2 * i] = digits[d[i] >> 4];
+		hex[2 * i + 1] = digits[d[i] & 15];
+	}
+	hex[64] = '\0';
+}

@@ -1,0 +1,63 @@
+/*
+ * replica.h - the internals of a weft_db shared by replica.c (local reads
+ * and writes, open/close) and sync.c (the sync session).
+ */
+#ifndef WEFT_CLIENT_REPLICA_H
+#define WEFT_CLIENT_REPLICA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "weft/weft.h"
+#include "core/doc.h"
+#include "core/hlc.h"
+#include "core/proto.h"
+#include "core/store.h"
+#include "client/writer.h"
+
+/* One op not yet acknowledged by the server, in issue order. */
+struct pending_op {
+	uint64_t key;  /* weft__op_key(incarnation, seq) */
+	uint8_t *raw;  /* encoded op */
+	size_t len;
+};
+
+struct weft_db {
+	const struct weft_alloc *alloc;
+	weft_options opts;
+	int lock_fd;              /* holds the flock on "<path>-lock"; -1 read-only */
+	struct weft_store *st;    /* owned; used only by the writer once open */
+	struct writer *w;         /* NULL when read-only */
+	struct weft_docset *docs; /* the working set, application thread only */
+	uint64_t replica;         /* random id fixed at creation */
+	uint32_t incarnation;     /* this open's incarnation */
+	uint64_t seq;             /* last op seq issued in this incarnation */
+	struct weft_hlc hlc;
+	bool has_cursor;          /* a server cursor is known */
+	struct weft_cursor cursor;
+	struct pending_op *pend;  /* unacknowledged ops, oldest first */
+	size_t npend;
+	size_t pend_cap;
+	struct mp_buf scratch;    /* encoding scratch */
+	char errmsg[512];
+};
+
+/* Sets db->errmsg and returns rc. */
+int weft__db_err(weft_db *db, int rc, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 3, 4)))
+#endif
+	;
+
+/* Applies an op that arrived from the server: memory, then the writer.
+ * *change and *doc tell the caller what became visible. */
+int weft__db_apply_remote(weft_db *db, const struct weft_op *op, enum weft_doc_change *change,
+                          struct weft_doc **doc);
+
+/* The server acknowledged every op of this replica up to (inc, seq). */
+int weft__db_acked(weft_db *db, uint32_t incarnation, uint64_t seq);
+
+/* Records a new cursor (memory + writer). */
+int weft__db_set_cursor(weft_db *db, const struct weft_cursor *c);
+
+#endif
