@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: formatting, a warning-free build, the core
+# compiled with emscripten (proof that it stays dependency-free), every
+# test under ASan+UBSan, and the threaded tests under TSan.
+# Heavier runs: WEFT_TEST_ROUNDS=100000 for longer model tests, and
+# scripts/fuzz.sh for libFuzzer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+
+scripts/deps.sh test
+
+echo "== format"
+files=$(git ls-files '*.c' '*.h' 2>/dev/null || find include src tools tests bench fuzz -name '*.[ch]')
+clang-format --dry-run -Werror $files
+
+echo "== core with emscripten (no dependency beyond libc)"
+emdir=$(mktemp -d)
+for f in src/core/*.c; do
+  emcc -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude -Isrc -c "$f" -o "$emdir/$(basename "$f").o"
+done
+rm -rf "$emdir"
+
+echo "== build and test under ASan+UBSan"
+cmake --preset asan >/dev/null
+cmake --build --preset asan -j"$jobs"
+ctest --preset asan -j"$jobs"
+
+echo "== threaded tests under TSan"
+cmake --preset tsan >/dev/null
+cmake --build --preset tsan -j"$jobs"
+ctest --preset tsan -j"$jobs" -R 'test_replica|test_ws|integration'
