@@ -68,9 +68,9 @@ typedef struct weft_db weft_db;
 /* Options for weft_open. Fill with weft_options_init, then change fields.
  * New fields are only ever added at the end. */
 typedef struct weft_options {
-	int version;                  /* set by weft_options_init */
-	uint32_t flush_interval_ms;   /* group-commit interval, default 100 */
-	int read_only;                /* open without writing (dump); default 0 */
+	int version;                /* set by weft_options_init */
+	uint32_t flush_interval_ms; /* group-commit interval, default 100 */
+	int read_only;              /* open without writing (dump); default 0 */
 	void (*log)(void *ctx, int level, const char *msg); /* may be NULL */
 	void *log_ctx;
 } weft_options;
@@ -118,8 +118,8 @@ WEFT_API uint32_t weft_incarnation(weft_db *db);
  * out of range, empty collection or id), WEFT_ETOOBIG (over the limits in
  * docs/DATA-MODEL.md), WEFT_ENOMEM. On error nothing changed.
  */
-WEFT_API int weft_put_json(weft_db *db, const char *collection, const char *id,
-                           const char *json, size_t len);
+WEFT_API int weft_put_json(weft_db *db, const char *collection, const char *id, const char *json,
+                           size_t len);
 
 /* Deletes the document (writes a tombstone). Deleting a document that does
  * not exist still writes the tombstone (it may exist on another replica).
@@ -132,22 +132,21 @@ WEFT_API int weft_delete(weft_db *db, const char *collection, const char *id);
  * weft_free, and *out_len (if not NULL) its length.
  * Errors: WEFT_ENOTFOUND (absent or deleted), WEFT_EINVAL, WEFT_ENOMEM.
  */
-WEFT_API int weft_get_json(weft_db *db, const char *collection, const char *id,
-                           char **out, size_t *out_len);
+WEFT_API int weft_get_json(weft_db *db, const char *collection, const char *id, char **out,
+                           size_t *out_len);
 
 /* Frees memory returned by the library. NULL is a no-op. Any thread. */
 WEFT_API void weft_free(void *p);
 
 /* Called once per visible document. `json` is canonical and borrowed: valid
  * only during the call. Return non-zero to stop the scan early. */
-typedef int (*weft_scan_cb)(void *ctx, const char *collection, const char *id,
-                            const char *json, size_t len);
+typedef int (*weft_scan_cb)(void *ctx, const char *collection, const char *id, const char *json,
+                            size_t len);
 
 /* Calls cb for every visible document of `collection` (every collection if
  * NULL) in canonical order (collection, then id, by bytes). Must not write
  * to db from inside cb. Errors: WEFT_ENOMEM, WEFT_EINVAL. */
-WEFT_API int weft_scan(weft_db *db, const char *collection, weft_scan_cb cb,
-                       void *ctx);
+WEFT_API int weft_scan(weft_db *db, const char *collection, weft_scan_cb cb, void *ctx);
 
 /* Blocks until every write made before the call is durable on disk.
  * Errors: WEFT_EIO (the write failed; it is retried by the next flush). */
@@ -193,8 +192,7 @@ typedef int (*weft_change_cb)(void *ctx, const weft_change *change);
  * WEFT_EDENIED, WEFT_EINVAL (bad URL), WEFT_EIO, WEFT_ENOMEM.
  * Runs on the calling thread.
  */
-WEFT_API int weft_sync(weft_db *db, const char *url, int timeout_ms,
-                       weft_change_cb cb, void *ctx);
+WEFT_API int weft_sync(weft_db *db, const char *url, int timeout_ms, weft_change_cb cb, void *ctx);
 
 /*
  * Like weft_sync, then stays connected and calls `cb` for every change the
@@ -202,8 +200,8 @@ WEFT_API int weft_sync(weft_db *db, const char *url, int timeout_ms,
  * fails. Only changes to `collection` are delivered when it is not NULL.
  * Local writes made from inside cb are pushed before the next receive.
  */
-WEFT_API int weft_watch(weft_db *db, const char *url, const char *collection,
-                        weft_change_cb cb, void *ctx);
+WEFT_API int weft_watch(weft_db *db, const char *url, const char *collection, weft_change_cb cb,
+                        void *ctx);
 
 #ifdef __cplusplus
 }

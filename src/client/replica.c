@@ -78,9 +78,9 @@ int weft__db_err(weft_db *db, int rc, const char *fmt, ...)
 
 static int open_err(int rc, const char *fmt, ...)
 #if defined(__GNUC__)
-	__attribute__((format(printf, 2, 3)))
+    __attribute__((format(printf, 2, 3)))
 #endif
-	;
+    ;
 
 static int open_err(int rc, const char *fmt, ...)
 {
@@ -186,7 +186,8 @@ static int open_meta(weft_db *db, const char *path, bool read_only)
 	} else if (rc == WEFT_ENOTFOUND) {
 		do {
 			if (getrandom(&db->replica, sizeof(db->replica), 0) != sizeof(db->replica))
-				return open_err(WEFT_EIO, "%s: no randomness for a replica id", path);
+				return open_err(WEFT_EIO, "%s: no randomness for a replica id",
+				                path);
 		} while (db->replica == 0);
 		rc = WEFT_OK;
 	}
@@ -326,14 +327,13 @@ int weft_open(const char *path, const weft_options *opts, weft_db **out)
 	*out = db;
 	return WEFT_OK;
 
-out_close:
-	{
-		char keep[sizeof(open_errmsg)];
+out_close : {
+	char keep[sizeof(open_errmsg)];
 
-		memcpy(keep, open_errmsg, sizeof(keep));
-		weft_close(db);
-		memcpy(open_errmsg, keep, sizeof(keep));
-	}
+	memcpy(keep, open_errmsg, sizeof(keep));
+	weft_close(db);
+	memcpy(open_errmsg, keep, sizeof(keep));
+}
 	return rc;
 }
 
@@ -395,7 +395,8 @@ static int check_key(weft_db *db, const char *coll, const char *id, size_t *clen
 	if (*clen == 0 || *ilen == 0)
 		return weft__db_err(db, WEFT_EINVAL, "collection and id must not be empty");
 	if (*clen > WEFT_MAX_COLLECTION || *ilen > WEFT_MAX_ID)
-		return weft__db_err(db, WEFT_ETOOBIG, "collection (max %d bytes) or id (max %d) too long",
+		return weft__db_err(db, WEFT_ETOOBIG,
+		                    "collection (max %d bytes) or id (max %d) too long",
 		                    WEFT_MAX_COLLECTION, WEFT_MAX_ID);
 	if (!weft__utf8_valid(coll, *clen) || !weft__utf8_valid(id, *ilen))
 		return weft__db_err(db, WEFT_EINVAL, "collection and id must be valid UTF-8");
@@ -473,8 +474,7 @@ out_free_enc:
 	return rc;
 }
 
-int weft_put_json(weft_db *db, const char *collection, const char *id, const char *json,
-                  size_t len)
+int weft_put_json(weft_db *db, const char *collection, const char *id, const char *json, size_t len)
 {
 	struct weft_op op;
 	struct mp_buf val;
@@ -573,8 +573,7 @@ int weft__db_set_cursor(weft_db *db, const struct weft_cursor *c)
 
 /* ---- reads ---- */
 
-int weft_get_json(weft_db *db, const char *collection, const char *id, char **out,
-                  size_t *out_len)
+int weft_get_json(weft_db *db, const char *collection, const char *id, char **out, size_t *out_len)
 {
 	struct weft_doc *d;
 	struct mp_buf b;

@@ -17,8 +17,8 @@
 
 /* One op not yet acknowledged by the server, in issue order. */
 struct pending_op {
-	uint64_t key;  /* weft__op_key(incarnation, seq) */
-	uint8_t *raw;  /* encoded op */
+	uint64_t key; /* weft__op_key(incarnation, seq) */
+	uint8_t *raw; /* encoded op */
 	size_t len;
 };
 
@@ -33,21 +33,21 @@ struct weft_db {
 	uint32_t incarnation;     /* this open's incarnation */
 	uint64_t seq;             /* last op seq issued in this incarnation */
 	struct weft_hlc hlc;
-	bool has_cursor;          /* a server cursor is known */
+	bool has_cursor; /* a server cursor is known */
 	struct weft_cursor cursor;
-	struct pending_op *pend;  /* unacknowledged ops, oldest first */
+	struct pending_op *pend; /* unacknowledged ops, oldest first */
 	size_t npend;
 	size_t pend_cap;
-	struct mp_buf scratch;    /* encoding scratch */
+	struct mp_buf scratch; /* encoding scratch */
 	char errmsg[512];
 };
 
 /* Sets db->errmsg and returns rc. */
 int weft__db_err(weft_db *db, int rc, const char *fmt, ...)
 #if defined(__GNUC__)
-	__attribute__((format(printf, 3, 4)))
+    __attribute__((format(printf, 3, 4)))
 #endif
-	;
+    ;
 
 /* Applies an op that arrived from the server: memory, then the writer.
  * *change and *doc tell the caller what became visible. */

@@ -24,28 +24,28 @@
 struct session {
 	weft_db *db;
 	uv_loop_t loop;
-	uv_timer_t deadline;     /* the whole call's time limit */
-	uv_timer_t retry;        /* reconnect backoff */
+	uv_timer_t deadline;       /* the whole call's time limit */
+	uv_timer_t retry;          /* reconnect backoff */
 	struct weft_ws_conn *conn; /* current connection or NULL */
 	const char *url;
 	struct weft_ws_limits limits;
 	struct weft_ws_callbacks cbs;
-	bool watch;              /* weft_watch: never finish on our own */
-	const char *collection;  /* watch filter, or NULL */
+	bool watch;             /* weft_watch: never finish on our own */
+	const char *collection; /* watch filter, or NULL */
 	size_t coll_len;
 	weft_change_cb cb;
 	void *ctx;
-	bool welcomed;           /* WELCOME received on this connection */
-	bool synced;             /* SYNCED received on this connection */
-	size_t pushed;           /* pend entries pushed on this connection */
-	uint64_t max_push;       /* from WELCOME */
-	uint64_t max_message;    /* from WELCOME */
+	bool welcomed;        /* WELCOME received on this connection */
+	bool synced;          /* SYNCED received on this connection */
+	size_t pushed;        /* pend entries pushed on this connection */
+	uint64_t max_push;    /* from WELCOME */
+	uint64_t max_message; /* from WELCOME */
 	uint32_t backoff_ms;
-	bool finishing;          /* result decided; closing down */
-	bool timers_closed;      /* uv_close called on both timers */
-	int rc;                  /* the result */
-	struct mp_buf out;       /* message scratch */
-	struct mp_buf json;      /* change JSON scratch */
+	bool finishing;     /* result decided; closing down */
+	bool timers_closed; /* uv_close called on both timers */
+	int rc;             /* the result */
+	struct mp_buf out;  /* message scratch */
+	struct mp_buf json; /* change JSON scratch */
 };
 
 static void close_timers(struct session *s)
@@ -127,8 +127,8 @@ static int deliver(struct session *s, const struct weft_op *op, enum weft_doc_ch
 
 	if (!s->cb || ch == WEFT_DOC_NONE)
 		return WEFT_OK;
-	if (s->collection && (op->coll_len != s->coll_len ||
-	                      memcmp(op->coll, s->collection, s->coll_len) != 0))
+	if (s->collection &&
+	    (op->coll_len != s->coll_len || memcmp(op->coll, s->collection, s->coll_len) != 0))
 		return WEFT_OK;
 	weft__doc_key(d, &coll, &clen, &id, &ilen);
 	memset(&c, 0, sizeof(c));
@@ -204,8 +204,8 @@ static int handle(struct session *s, const uint8_t *data, size_t len)
 			                    (unsigned long long)w.version);
 		s->welcomed = true;
 		s->max_push = w.max_push;
-		s->max_message = w.max_message < s->limits.max_message ? w.max_message
-		                                                        : s->limits.max_message;
+		s->max_message =
+		    w.max_message < s->limits.max_message ? w.max_message : s->limits.max_message;
 		s->backoff_ms = 0;
 		return push_pending(s);
 	}
@@ -225,7 +225,8 @@ static int handle(struct session *s, const uint8_t *data, size_t len)
 		return WEFT_OK;
 	case WEFT_MSG_CHANGES:
 		if ((rc = on_changes(s, &r, nfields)) != WEFT_OK)
-			return rc == WEFT_EPROTO ? weft__db_err(s->db, rc, "malformed CHANGES") : rc;
+			return rc == WEFT_EPROTO ? weft__db_err(s->db, rc, "malformed CHANGES")
+			                         : rc;
 		return WEFT_OK;
 	case WEFT_MSG_SYNCED: {
 		struct weft_cursor cur;
@@ -261,11 +262,11 @@ static void on_open(void *ud, struct weft_ws_conn *c)
 {
 	struct session *s = ud;
 	struct weft_hello h = {
-		.version = WEFT_PROTO_VERSION,
-		.replica = s->db->replica,
-		.incarnation = s->db->incarnation,
-		.has_cursor = s->db->has_cursor,
-		.cursor = s->db->cursor,
+	    .version = WEFT_PROTO_VERSION,
+	    .replica = s->db->replica,
+	    .incarnation = s->db->incarnation,
+	    .has_cursor = s->db->has_cursor,
+	    .cursor = s->db->cursor,
 	};
 
 	(void)c;

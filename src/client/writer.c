@@ -18,30 +18,30 @@ enum rec_kind { REC_LOG_APPEND, REC_LOG_TRIM, REC_DOC_PUT, REC_META_PUT };
 struct rec {
 	struct rec *next;
 	enum rec_kind kind;
-	uint64_t key;     /* log key (append/trim) */
-	char *name;       /* meta key, or collection for docs */
+	uint64_t key; /* log key (append/trim) */
+	char *name;   /* meta key, or collection for docs */
 	size_t name_len;
-	char *id;         /* document id */
+	char *id; /* document id */
 	size_t id_len;
-	uint8_t *val;     /* value bytes */
+	uint8_t *val; /* value bytes */
 	size_t len;
 };
 
 struct writer {
 	const struct weft_alloc *alloc;
-	struct weft_store *st;  /* touched only by the thread */
+	struct weft_store *st; /* touched only by the thread */
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t wake;    /* records queued, flush requested or stop */
 	pthread_cond_t done_cv; /* a batch finished (ok or not) */
 	struct rec *head;       /* queue, oldest first */
 	struct rec *tail;
-	uint64_t enqueued;      /* records ever enqueued */
-	uint64_t done;          /* records durable */
-	uint64_t attempts;      /* batches attempted */
-	int last_err;           /* error of the last attempt, 0 if it worked */
-	int flush_req;          /* a flush is waiting */
-	int stop;               /* writer_stop was called */
+	uint64_t enqueued; /* records ever enqueued */
+	uint64_t done;     /* records durable */
+	uint64_t attempts; /* batches attempted */
+	int last_err;      /* error of the last attempt, 0 if it worked */
+	int flush_req;     /* a flush is waiting */
+	int stop;          /* writer_stop was called */
 	uint32_t interval_ms;
 };
 

@@ -26,10 +26,10 @@ static void libc_free(void *ctx, void *p)
 }
 
 static const struct weft_alloc default_alloc = {
-	.malloc = libc_malloc,
-	.realloc = libc_realloc,
-	.free = libc_free,
-	.ctx = NULL,
+    .malloc = libc_malloc,
+    .realloc = libc_realloc,
+    .free = libc_free,
+    .ctx = NULL,
 };
 
 const struct weft_alloc *weft__alloc_default(void)

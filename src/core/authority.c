@@ -37,18 +37,18 @@ struct staged {
 
 struct weft_authority {
 	const struct weft_alloc *alloc;
-	struct weft_store *st;  /* borrowed */
+	struct weft_store *st; /* borrowed */
 	struct weft_docset *docs;
-	uint64_t epoch;         /* store epoch */
-	uint64_t pos;           /* position of the last committed op */
-	struct hw_entry *hw;    /* open-addressing table, power-of-two size */
+	uint64_t epoch;      /* store epoch */
+	uint64_t pos;        /* position of the last committed op */
+	struct hw_entry *hw; /* open-addressing table, power-of-two size */
 	size_t hw_cap;
 	size_t hw_len;
-	struct staged *staged;  /* ops waiting for the next commit */
+	struct staged *staged; /* ops waiting for the next commit */
 	size_t nstaged;
 	size_t staged_cap;
 	struct weft_committed *batch; /* the last committed group */
-	uint8_t **batch_raw;    /* owned encodings behind batch[i].op */
+	uint8_t **batch_raw;          /* owned encodings behind batch[i].op */
 	size_t nbatch;
 	size_t batch_cap;
 	struct weft_doc **touched; /* scratch for a commit */
@@ -60,7 +60,8 @@ struct weft_authority {
 
 static size_t hw_slot(uint64_t replica, uint32_t inc, size_t cap)
 {
-	uint64_t h = replica * UINT64_C(0x9e3779b97f4a7c15) ^ (uint64_t)inc * UINT64_C(0xc2b2ae3d27d4eb4f);
+	uint64_t h =
+	    replica * UINT64_C(0x9e3779b97f4a7c15) ^ (uint64_t)inc * UINT64_C(0xc2b2ae3d27d4eb4f);
 
 	return (size_t)(h ^ (h >> 29)) & (cap - 1);
 }
@@ -268,7 +269,8 @@ static void hw_restage(struct weft_authority *au)
 		au->hw[i].dirty = false;
 	}
 	for (size_t i = 0; i < au->nstaged; i++) {
-		struct hw_entry *e = hw_find(au, au->staged[i].op.replica, au->staged[i].op.incarnation);
+		struct hw_entry *e =
+		    hw_find(au, au->staged[i].op.replica, au->staged[i].op.incarnation);
 
 		if (e->inc && au->staged[i].op.seq > e->staged_seq) {
 			e->staged_seq = au->staged[i].op.seq;
@@ -299,7 +301,8 @@ static int commit_write(struct weft_authority *au, struct mp_buf *buf)
 	int rc;
 
 	if (au->nstaged > au->touched_cap) {
-		struct weft_doc **t = weft__realloc(au->alloc, au->touched, au->nstaged * sizeof(*t));
+		struct weft_doc **t =
+		    weft__realloc(au->alloc, au->touched, au->nstaged * sizeof(*t));
 
 		if (!t)
 			return WEFT_ENOMEM;

@@ -72,8 +72,7 @@ struct weft_cursor weft__authority_cursor(const struct weft_authority *au);
 /* Calls cb for every committed op with position > from, in order, with the
  * encoded op (borrowed during the call). Non-zero from cb stops the scan
  * and is returned. */
-int weft__authority_scan(struct weft_authority *au, uint64_t from, weft_store_log_cb cb,
-                         void *ctx);
+int weft__authority_scan(struct weft_authority *au, uint64_t from, weft_store_log_cb cb, void *ctx);
 
 /* The authoritative documents (borrowed). */
 struct weft_docset *weft__authority_docs(struct weft_authority *au);

@@ -372,7 +372,8 @@ int weft__docset_apply(struct weft_docset *ds, const struct weft_op *op,
 	int rc;
 
 	d = weft__docset_find(ds, op->coll, op->coll_len, op->id, op->id_len);
-	if (!d && (rc = docset_insert(ds, op->coll, op->coll_len, op->id, op->id_len, &d)) != WEFT_OK)
+	if (!d &&
+	    (rc = docset_insert(ds, op->coll, op->coll_len, op->id, op->id_len, &d)) != WEFT_OK)
 		return rc;
 	was = weft__doc_visible(d);
 
@@ -575,7 +576,8 @@ void weft__doc_encode(const struct weft_doc *d, struct mp_buf *out)
 
 static int read_stamp(struct mp_reader *r, struct weft_stamp *s)
 {
-	if (weft__mp_read_uint(r, &s->hlc) != WEFT_OK || weft__mp_read_uint(r, &s->replica) != WEFT_OK)
+	if (weft__mp_read_uint(r, &s->hlc) != WEFT_OK ||
+	    weft__mp_read_uint(r, &s->replica) != WEFT_OK)
 		return WEFT_ECORRUPT;
 	return WEFT_OK;
 }
@@ -638,8 +640,8 @@ static int node_decode(const struct weft_alloc *a, struct node *n, struct mp_rea
 		n->kids[n->nkids++] = k;
 		if ((rc = node_decode(a, k, r, depth + 1, false)) != WEFT_OK)
 			return rc;
-		if (i > 0 && key_cmp(n->kids[i - 1]->key, n->kids[i - 1]->key_len, k->key,
-		                     k->key_len) >= 0)
+		if (i > 0 &&
+		    key_cmp(n->kids[i - 1]->key, n->kids[i - 1]->key_len, k->key, k->key_len) >= 0)
 			return WEFT_ECORRUPT;
 	}
 	return WEFT_OK;

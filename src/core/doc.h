@@ -68,8 +68,8 @@ int weft__docset_apply(struct weft_docset *ds, const struct weft_op *op,
 
 /* Loads a document's encoded state (weft__doc_encode), replacing any
  * document with the same key. Errors: WEFT_ECORRUPT, WEFT_ENOMEM. */
-int weft__docset_load(struct weft_docset *ds, const char *coll, size_t coll_len,
-                      const char *id, size_t id_len, const void *state, size_t len);
+int weft__docset_load(struct weft_docset *ds, const char *coll, size_t coll_len, const char *id,
+                      size_t id_len, const void *state, size_t len);
 
 /* Every document, sorted by (collection, id) bytewise, into a new array
  * of borrowed pointers (free with the docset's allocator through
@@ -77,8 +77,8 @@ int weft__docset_load(struct weft_docset *ds, const char *coll, size_t coll_len,
 int weft__docset_list(struct weft_docset *ds, struct weft_doc ***out, size_t *n);
 void weft__docset_free_list(struct weft_docset *ds, struct weft_doc **list);
 
-void weft__doc_key(const struct weft_doc *d, const char **coll, size_t *coll_len,
-                   const char **id, size_t *id_len);
+void weft__doc_key(const struct weft_doc *d, const char **coll, size_t *coll_len, const char **id,
+                   size_t *id_len);
 bool weft__doc_visible(const struct weft_doc *d);
 /* Appends the visible document as canonical JSON to out. The document
  * must be visible. */

@@ -29,11 +29,11 @@
 
 /* ---- writer ---- */
 struct mp_buf {
-	uint8_t *data;                /* bytes written so far */
-	size_t len;                   /* bytes used */
-	size_t cap;                   /* bytes allocated */
-	size_t max;                   /* hard limit on len; 0 means SIZE_MAX */
-	int err;                      /* first error (WEFT_ENOMEM/ETOOBIG) or 0 */
+	uint8_t *data; /* bytes written so far */
+	size_t len;    /* bytes used */
+	size_t cap;    /* bytes allocated */
+	size_t max;    /* hard limit on len; 0 means SIZE_MAX */
+	int err;       /* first error (WEFT_ENOMEM/ETOOBIG) or 0 */
 	const struct weft_alloc *alloc;
 };
 
@@ -61,10 +61,15 @@ void weft__mp_write_raw(struct mp_buf *b, const void *p, size_t len);
 
 /* ---- reader ---- */
 enum mp_type {
-	MP_NIL = 1, MP_BOOL, MP_INT, /* signed; value fits int64 */
-	MP_UINT,                     /* unsigned; value > INT64_MAX */
-	MP_FLOAT,                    /* float32 or float64, read as double */
-	MP_STR, MP_BIN, MP_ARRAY, MP_MAP
+	MP_NIL = 1,
+	MP_BOOL,
+	MP_INT,   /* signed; value fits int64 */
+	MP_UINT,  /* unsigned; value > INT64_MAX */
+	MP_FLOAT, /* float32 or float64, read as double */
+	MP_STR,
+	MP_BIN,
+	MP_ARRAY,
+	MP_MAP
 };
 
 struct mp_reader {

@@ -23,11 +23,11 @@
 #include "core/mp.h"
 
 /* Limits every replica and the server enforce (docs/DATA-MODEL.md). */
-#define WEFT_MAX_COLLECTION 255       /* bytes */
-#define WEFT_MAX_ID 1024              /* bytes */
-#define WEFT_MAX_KEY 1024             /* bytes, one object key */
-#define WEFT_MAX_DEPTH 32             /* path length + value nesting */
-#define WEFT_MAX_VALUE (1024 * 1024)  /* encoded bytes of one op's value */
+#define WEFT_MAX_COLLECTION 255      /* bytes */
+#define WEFT_MAX_ID 1024             /* bytes */
+#define WEFT_MAX_KEY 1024            /* bytes, one object key */
+#define WEFT_MAX_DEPTH 32            /* path length + value nesting */
+#define WEFT_MAX_VALUE (1024 * 1024) /* encoded bytes of one op's value */
 #define WEFT_MAX_INCARNATION ((UINT32_C(1) << 23) - 1)
 #define WEFT_MAX_SEQ ((UINT64_C(1) << 40) - 1)
 
@@ -43,15 +43,15 @@ struct weft_op {
 	uint64_t seq;         /* 1.. within the incarnation */
 	uint64_t hlc;         /* LWW stamp is (hlc, replica) */
 	enum weft_op_kind kind;
-	const char *coll;     /* borrowed, not NUL-terminated */
+	const char *coll; /* borrowed, not NUL-terminated */
 	size_t coll_len;
-	const char *id;       /* borrowed, not NUL-terminated */
+	const char *id; /* borrowed, not NUL-terminated */
 	size_t id_len;
-	const uint8_t *path;  /* borrowed MessagePack array of str */
+	const uint8_t *path; /* borrowed MessagePack array of str */
 	size_t path_len;
 	const uint8_t *value; /* borrowed MessagePack value (nil for delete) */
 	size_t value_len;
-	const uint8_t *raw;   /* the whole encoded op, when decoded */
+	const uint8_t *raw; /* the whole encoded op, when decoded */
 	size_t raw_len;
 };
 

@@ -41,11 +41,11 @@ enum weft_msg_type {
 
 /* Error codes carried by ERROR messages. */
 enum weft_proto_error {
-	WEFT_PERR_PROTOCOL = 1,  /* malformed or unexpected message */
-	WEFT_PERR_VERSION = 2,   /* unsupported protocol version */
-	WEFT_PERR_TOO_BIG = 3,   /* over a limit announced in WELCOME */
-	WEFT_PERR_INTERNAL = 4,  /* the server failed (e.g. its disk); retry later */
-	WEFT_PERR_SHUTDOWN = 5   /* the server is stopping; reconnect later */
+	WEFT_PERR_PROTOCOL = 1, /* malformed or unexpected message */
+	WEFT_PERR_VERSION = 2,  /* unsupported protocol version */
+	WEFT_PERR_TOO_BIG = 3,  /* over a limit announced in WELCOME */
+	WEFT_PERR_INTERNAL = 4, /* the server failed (e.g. its disk); retry later */
+	WEFT_PERR_SHUTDOWN = 5  /* the server is stopping; reconnect later */
 };
 
 struct weft_cursor {
@@ -85,8 +85,7 @@ int weft__msg_hello_read(struct mp_reader *r, uint32_t nfields, struct weft_hell
 void weft__msg_welcome_write(struct mp_buf *b, const struct weft_welcome *w);
 int weft__msg_welcome_read(struct mp_reader *r, uint32_t nfields, struct weft_welcome *w);
 void weft__msg_ack_write(struct mp_buf *b, uint32_t incarnation, uint64_t seq);
-int weft__msg_ack_read(struct mp_reader *r, uint32_t nfields, uint32_t *incarnation,
-                       uint64_t *seq);
+int weft__msg_ack_read(struct mp_reader *r, uint32_t nfields, uint32_t *incarnation, uint64_t *seq);
 void weft__msg_synced_write(struct mp_buf *b, const struct weft_cursor *c);
 int weft__msg_synced_read(struct mp_reader *r, uint32_t nfields, struct weft_cursor *c);
 void weft__msg_error_write(struct mp_buf *b, int code, const char *msg);

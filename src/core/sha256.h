@@ -9,10 +9,10 @@
 #include <stdint.h>
 
 struct weft_sha256 {
-	uint32_t h[8];      /* chaining state */
-	uint64_t total;     /* bytes hashed so far */
-	uint8_t block[64];  /* partial block */
-	size_t used;        /* bytes in block */
+	uint32_t h[8];     /* chaining state */
+	uint64_t total;    /* bytes hashed so far */
+	uint8_t block[64]; /* partial block */
+	size_t used;       /* bytes in block */
 };
 
 void weft__sha256_init(struct weft_sha256 *s);

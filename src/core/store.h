@@ -42,14 +42,12 @@ struct weft_store;
 /* Scan callbacks return 0 to continue, anything else to stop the scan; a
  * non-zero return is passed back as the scan's result. Pointers are
  * borrowed for the duration of the call. */
-typedef int (*weft_store_doc_cb)(void *ctx, const char *coll, size_t coll_len,
-                                 const char *id, size_t id_len,
-                                 const void *val, size_t val_len);
-typedef int (*weft_store_log_cb)(void *ctx, uint64_t key, const void *val,
-                                 size_t val_len);
+typedef int (*weft_store_doc_cb)(void *ctx, const char *coll, size_t coll_len, const char *id,
+                                 size_t id_len, const void *val, size_t val_len);
+typedef int (*weft_store_log_cb)(void *ctx, uint64_t key, const void *val, size_t val_len);
 
 struct weft_store_vtab {
-	int version; /* 1 */
+	int version;      /* 1 */
 	const char *name; /* "sqlite", "memory", ... */
 
 	int (*begin)(struct weft_store *st);
@@ -59,25 +57,22 @@ struct weft_store_vtab {
 	/* meta: `key` is a NUL-terminated ASCII name. get appends the value to
 	 * out (out is not reset first). */
 	int (*meta_get)(struct weft_store *st, const char *key, struct mp_buf *out);
-	int (*meta_put)(struct weft_store *st, const char *key, const void *val,
-	                size_t len);
+	int (*meta_put)(struct weft_store *st, const char *key, const void *val, size_t len);
 
 	/* docs: get appends the value to out. put replaces. */
-	int (*doc_get)(struct weft_store *st, const char *coll, size_t coll_len,
-	               const char *id, size_t id_len, struct mp_buf *out);
-	int (*doc_put)(struct weft_store *st, const char *coll, size_t coll_len,
-	               const char *id, size_t id_len, const void *val, size_t len);
-	int (*doc_del)(struct weft_store *st, const char *coll, size_t coll_len,
-	               const char *id, size_t id_len); /* missing is not an error */
+	int (*doc_get)(struct weft_store *st, const char *coll, size_t coll_len, const char *id,
+	               size_t id_len, struct mp_buf *out);
+	int (*doc_put)(struct weft_store *st, const char *coll, size_t coll_len, const char *id,
+	               size_t id_len, const void *val, size_t len);
+	int (*doc_del)(struct weft_store *st, const char *coll, size_t coll_len, const char *id,
+	               size_t id_len); /* missing is not an error */
 	/* All docs, ordered by (collection, id) bytewise. */
 	int (*doc_scan)(struct weft_store *st, weft_store_doc_cb cb, void *ctx);
 
 	/* log: append requires key > every key ever appended (also trimmed
 	 * ones); scan visits keys >= from in order; trim removes keys <= upto. */
-	int (*log_append)(struct weft_store *st, uint64_t key, const void *val,
-	                  size_t len);
-	int (*log_scan)(struct weft_store *st, uint64_t from, weft_store_log_cb cb,
-	                void *ctx);
+	int (*log_append)(struct weft_store *st, uint64_t key, const void *val, size_t len);
+	int (*log_scan)(struct weft_store *st, uint64_t from, weft_store_log_cb cb, void *ctx);
 	int (*log_trim)(struct weft_store *st, uint64_t upto);
 	/* Highest key ever appended (0 if none). */
 	int (*log_last)(struct weft_store *st, uint64_t *key);

@@ -35,10 +35,10 @@ struct weft_ws_conn;
 struct weft_ws_server;
 
 struct weft_ws_limits {
-	size_t max_message;           /* largest message accepted (bytes) */
-	size_t max_send_queue;        /* bytes queued for sending before close */
-	uint32_t handshake_timeout_ms;/* 0 = no limit */
-	uint32_t idle_timeout_ms;     /* close after this long without any
+	size_t max_message;            /* largest message accepted (bytes) */
+	size_t max_send_queue;         /* bytes queued for sending before close */
+	uint32_t handshake_timeout_ms; /* 0 = no limit */
+	uint32_t idle_timeout_ms;      /* close after this long without any
 	                                 frame from the peer; 0 = no limit */
 };
 
@@ -65,9 +65,8 @@ struct weft_ws_callbacks {
  * in errbuf), WEFT_ENOMEM.
  */
 int weft__ws_server_start(uv_loop_t *loop, const char *host, int port,
-                          const struct weft_ws_limits *limits,
-                          const struct weft_ws_callbacks *cb, void *ud,
-                          struct weft_ws_server **out, char *errbuf, size_t errlen);
+                          const struct weft_ws_limits *limits, const struct weft_ws_callbacks *cb,
+                          void *ud, struct weft_ws_server **out, char *errbuf, size_t errlen);
 /* The port actually bound. */
 int weft__ws_server_port(const struct weft_ws_server *s);
 /* Stops listening and closes every connection (on_close fires for each);

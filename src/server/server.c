@@ -37,16 +37,16 @@
 #define CHANGES_CHUNK_OPS 2000
 
 struct conn {
-	struct conn *next;        /* list of live connections */
+	struct conn *next; /* list of live connections */
 	struct conn *prev;
 	struct server *srv;
 	struct weft_ws_conn *ws;
-	bool hello;               /* HELLO accepted */
-	bool closing;             /* ERROR sent / close requested */
-	uint64_t replica;         /* from HELLO */
-	bool ack_pending;         /* ops pushed since the last commit */
-	uint32_t ack_inc;         /* highest op identity pushed ... */
-	uint64_t ack_seq;         /* ... on this connection */
+	bool hello;       /* HELLO accepted */
+	bool closing;     /* ERROR sent / close requested */
+	uint64_t replica; /* from HELLO */
+	bool ack_pending; /* ops pushed since the last commit */
+	uint32_t ack_inc; /* highest op identity pushed ... */
+	uint64_t ack_seq; /* ... on this connection */
 };
 
 struct server {
@@ -54,14 +54,14 @@ struct server {
 	struct weft_ws_server *ws;
 	struct weft_store *st;
 	struct weft_authority *au;
-	uv_check_t commit;        /* the group-commit point */
+	uv_check_t commit; /* the group-commit point */
 	uv_signal_t sigint;
 	uv_signal_t sigterm;
-	struct conn conns;        /* list head (sentinel) */
+	struct conn conns; /* list head (sentinel) */
 	struct weft_ws_limits limits;
-	struct mp_buf out;        /* message scratch */
+	struct mp_buf out; /* message scratch */
 	bool stopping;
-	int fatal;                /* a fatal error code, 0 if none */
+	int fatal; /* a fatal error code, 0 if none */
 	char *errbuf;
 	size_t errlen;
 };
@@ -95,7 +95,10 @@ static void conn_error(struct conn *c, int code, const char *msg)
 	if (!srv->out.err)
 		(void)weft__ws_send(c->ws, srv->out.data, srv->out.len);
 	weft__mp_buf_reset(&srv->out);
-	weft__ws_close(c->ws, code == WEFT_PERR_SHUTDOWN ? 1001 : code == WEFT_PERR_INTERNAL ? 1011 : 1008,
+	weft__ws_close(c->ws,
+	               code == WEFT_PERR_SHUTDOWN   ? 1001
+	               : code == WEFT_PERR_INTERNAL ? 1011
+	                                            : 1008,
 	               msg);
 }
 
@@ -118,9 +121,9 @@ static int send_out(struct conn *c)
 
 struct catchup {
 	struct conn *c;
-	struct mp_buf ops;  /* encoded ops of the current chunk */
-	uint32_t n;         /* ops in the chunk */
-	uint64_t last_pos;  /* position of the chunk's last op */
+	struct mp_buf ops; /* encoded ops of the current chunk */
+	uint32_t n;        /* ops in the chunk */
+	uint64_t last_pos; /* position of the chunk's last op */
 	int rc;
 };
 
@@ -189,10 +192,10 @@ static void on_hello(struct conn *c, struct mp_reader *r, uint32_t nfields)
 	struct server *srv = c->srv;
 	struct weft_hello h;
 	struct weft_welcome w = {
-		.version = WEFT_PROTO_VERSION,
-		.server_time_ms = wall_ms(),
-		.max_message = srv->limits.max_message,
-		.max_push = MAX_PUSH_OPS,
+	    .version = WEFT_PROTO_VERSION,
+	    .server_time_ms = wall_ms(),
+	    .max_message = srv->limits.max_message,
+	    .max_push = MAX_PUSH_OPS,
 	};
 	int rc;
 
@@ -254,8 +257,8 @@ static void on_push(struct conn *c, struct mp_reader *r, uint32_t nfields)
 			conn_error(c, WEFT_PERR_INTERNAL, "out of memory");
 			return;
 		}
-		if (!c->ack_pending || weft__op_key(op.incarnation, op.seq) >
-		                           weft__op_key(c->ack_inc, c->ack_seq)) {
+		if (!c->ack_pending ||
+		    weft__op_key(op.incarnation, op.seq) > weft__op_key(c->ack_inc, c->ack_seq)) {
 			c->ack_inc = op.incarnation;
 			c->ack_seq = op.seq;
 		}
@@ -348,7 +351,8 @@ static void broadcast(struct server *srv)
 			size_t start = i, bytes = 0;
 			uint32_t cnt = 0;
 
-			for (; i < n && cnt < CHANGES_CHUNK_OPS && bytes < CHANGES_CHUNK_BYTES; i++) {
+			for (; i < n && cnt < CHANGES_CHUNK_OPS && bytes < CHANGES_CHUNK_BYTES;
+			     i++) {
 				if (batch[i].op.replica == c->replica)
 					continue;
 				cnt++;
@@ -473,7 +477,8 @@ int weft__serve(const struct weft_serve_opts *o, char *errbuf, size_t errlen)
 		rc = WEFT_EIO;
 		goto out_free;
 	}
-	rc = weft__sqlite_store_open(path, WEFT_SQLITE_CREATE | (o->durable ? 0 : WEFT_SQLITE_NOSYNC),
+	rc = weft__sqlite_store_open(path,
+	                             WEFT_SQLITE_CREATE | (o->durable ? 0 : WEFT_SQLITE_NOSYNC),
 	                             NULL, &srv->st, err, sizeof(err));
 	if (rc != WEFT_OK) {
 		snprintf(errbuf, errlen, "%s: %s", path, err);
@@ -529,8 +534,7 @@ out_free:
 	return rc;
 }
 
-int weft__serve_dump(const char *data_dir, char **out, size_t *out_len, char *errbuf,
-                     size_t errlen)
+int weft__serve_dump(const char *data_dir, char **out, size_t *out_len, char *errbuf, size_t errlen)
 {
 	struct weft_store *st;
 	struct weft_authority *au;

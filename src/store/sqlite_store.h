@@ -21,8 +21,7 @@ enum {
  * Errors: WEFT_EIO, WEFT_ECORRUPT, WEFT_ENOMEM, WEFT_ENOTFOUND (no file and
  * no WEFT_SQLITE_CREATE).
  */
-int weft__sqlite_store_open(const char *path, int flags,
-                            const struct weft_alloc *alloc,
+int weft__sqlite_store_open(const char *path, int flags, const struct weft_alloc *alloc,
                             struct weft_store **out, char *errbuf, size_t errlen);
 
 #endif

@@ -262,10 +262,10 @@ static void test_allocation_failures(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_commit_order_dedupe_cursor),
-		cmocka_unit_test(test_crash_before_commit_loses_only_uncommitted),
-		cmocka_unit_test(test_failed_commit_is_all_or_nothing),
-		cmocka_unit_test(test_allocation_failures),
+	    cmocka_unit_test(test_commit_order_dedupe_cursor),
+	    cmocka_unit_test(test_crash_before_commit_loses_only_uncommitted),
+	    cmocka_unit_test(test_failed_commit_is_all_or_nothing),
+	    cmocka_unit_test(test_allocation_failures),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -51,9 +51,9 @@ static struct top mk(int kind, uint64_t replica, uint64_t hlc, const char *path_
 	assert_int_equal(weft__json_to_mp(path_json, strlen(path_json), 40, &pb, err, sizeof(err)),
 	                 WEFT_OK);
 	if (value_json)
-		assert_int_equal(weft__json_to_mp(value_json, strlen(value_json), 40, &vb, err,
-		                                  sizeof(err)),
-		                 WEFT_OK);
+		assert_int_equal(
+		    weft__json_to_mp(value_json, strlen(value_json), 40, &vb, err, sizeof(err)),
+		    WEFT_OK);
 	else
 		weft__mp_write_nil(&vb);
 	memset(&op, 0, sizeof(op));
@@ -166,8 +166,8 @@ static void check_all_orders(struct top *ops, int n, const char *expect)
 static void test_merge_keys(void **state)
 {
 	struct top ops[] = {
-		mk(WEFT_OP_SET, R1, 10, "[]", "{\"a\":1}"),
-		mk(WEFT_OP_SET, R2, 11, "[]", "{\"b\":2}"),
+	    mk(WEFT_OP_SET, R1, 10, "[]", "{\"a\":1}"),
+	    mk(WEFT_OP_SET, R2, 11, "[]", "{\"b\":2}"),
 	};
 
 	(void)state;
@@ -177,8 +177,8 @@ static void test_merge_keys(void **state)
 static void test_nested_merge(void **state)
 {
 	struct top ops[] = {
-		mk(WEFT_OP_SET, R1, 10, "[]", "{\"a\":{\"b\":1}}"),
-		mk(WEFT_OP_SET, R2, 10, "[]", "{\"a\":{\"c\":2}}"),
+	    mk(WEFT_OP_SET, R1, 10, "[]", "{\"a\":{\"b\":1}}"),
+	    mk(WEFT_OP_SET, R2, 10, "[]", "{\"a\":{\"c\":2}}"),
 	};
 
 	(void)state;
@@ -188,12 +188,12 @@ static void test_nested_merge(void **state)
 static void test_same_field_lww_and_tie(void **state)
 {
 	struct top a[] = {
-		mk(WEFT_OP_SET, R1, 10, "[]", "{\"v\":\"r1\"}"),
-		mk(WEFT_OP_SET, R2, 9, "[]", "{\"v\":\"r2\"}"),
+	    mk(WEFT_OP_SET, R1, 10, "[]", "{\"v\":\"r1\"}"),
+	    mk(WEFT_OP_SET, R2, 9, "[]", "{\"v\":\"r2\"}"),
 	};
 	struct top tie[] = {
-		mk(WEFT_OP_SET, R1, 10, "[]", "{\"v\":\"r1\"}"),
-		mk(WEFT_OP_SET, R2, 10, "[]", "{\"v\":\"r2\"}"),
+	    mk(WEFT_OP_SET, R1, 10, "[]", "{\"v\":\"r1\"}"),
+	    mk(WEFT_OP_SET, R2, 10, "[]", "{\"v\":\"r2\"}"),
 	};
 
 	(void)state;
@@ -207,26 +207,26 @@ static void test_same_field_lww_and_tie(void **state)
 static void test_parent_vs_child(void **state)
 {
 	struct top leaf_later[] = {
-		mk(WEFT_OP_SET, R1, 20, "[]", "{\"a\":5}"),
-		mk(WEFT_OP_SET, R2, 10, "[]", "{\"a\":{\"b\":1}}"),
+	    mk(WEFT_OP_SET, R1, 20, "[]", "{\"a\":5}"),
+	    mk(WEFT_OP_SET, R2, 10, "[]", "{\"a\":{\"b\":1}}"),
 	};
 	struct top child_later[] = {
-		mk(WEFT_OP_SET, R1, 10, "[]", "{\"a\":5}"),
-		mk(WEFT_OP_SET, R2, 20, "[]", "{\"a\":{\"b\":1}}"),
+	    mk(WEFT_OP_SET, R1, 10, "[]", "{\"a\":5}"),
+	    mk(WEFT_OP_SET, R2, 20, "[]", "{\"a\":{\"b\":1}}"),
 	};
 	/* a.b written at 10, a.c at 5, a = 7 at 7: the leaf clears a.c but
 	 * loses to a.b, so a is {b}. */
 	struct top mixed[] = {
-		mk(WEFT_OP_SET, R1, 7, "[]", "{\"a\":7}"),
-		mk(WEFT_OP_SET, R2, 10, "[]", "{\"a\":{\"b\":1}}"),
-		mk(WEFT_OP_SET, R2, 5, "[]", "{\"a\":{\"c\":1}}"),
+	    mk(WEFT_OP_SET, R1, 7, "[]", "{\"a\":7}"),
+	    mk(WEFT_OP_SET, R2, 10, "[]", "{\"a\":{\"b\":1}}"),
+	    mk(WEFT_OP_SET, R2, 5, "[]", "{\"a\":{\"c\":1}}"),
 	};
 	/* Once a child made a an object, deleting the child leaves {} and the
 	 * older scalar does not come back. */
 	struct top no_resurrect[] = {
-		mk(WEFT_OP_SET, R1, 7, "[]", "{\"a\":7}"),
-		mk(WEFT_OP_SET, R2, 10, "[]", "{\"a\":{\"b\":1}}"),
-		mk(WEFT_OP_DELETE, R1, 12, "[\"a\",\"b\"]", NULL),
+	    mk(WEFT_OP_SET, R1, 7, "[]", "{\"a\":7}"),
+	    mk(WEFT_OP_SET, R2, 10, "[]", "{\"a\":{\"b\":1}}"),
+	    mk(WEFT_OP_DELETE, R1, 12, "[\"a\",\"b\"]", NULL),
 	};
 
 	(void)state;
@@ -239,14 +239,14 @@ static void test_parent_vs_child(void **state)
 static void test_delete_vs_update(void **state)
 {
 	struct top del_later[] = {
-		mk(WEFT_OP_SET, R1, 5, "[]", "{\"x\":1}"),
-		mk(WEFT_OP_SET, R2, 10, "[]", "{\"y\":2}"),
-		mk(WEFT_OP_DELETE, R1, 20, "[]", NULL),
+	    mk(WEFT_OP_SET, R1, 5, "[]", "{\"x\":1}"),
+	    mk(WEFT_OP_SET, R2, 10, "[]", "{\"y\":2}"),
+	    mk(WEFT_OP_DELETE, R1, 20, "[]", NULL),
 	};
 	struct top upd_later[] = {
-		mk(WEFT_OP_SET, R1, 5, "[]", "{\"x\":1}"),
-		mk(WEFT_OP_DELETE, R1, 10, "[]", NULL),
-		mk(WEFT_OP_SET, R2, 20, "[]", "{\"y\":2}"),
+	    mk(WEFT_OP_SET, R1, 5, "[]", "{\"x\":1}"),
+	    mk(WEFT_OP_DELETE, R1, 10, "[]", NULL),
+	    mk(WEFT_OP_SET, R2, 20, "[]", "{\"y\":2}"),
 	};
 
 	(void)state;
@@ -259,19 +259,19 @@ static void test_delete_vs_update(void **state)
 static void test_replace_and_delete_path(void **state)
 {
 	struct top rep[] = {
-		mk(WEFT_OP_SET, R1, 5, "[]", "{\"a\":{\"b\":1,\"c\":2},\"k\":0}"),
-		mk(WEFT_OP_REPLACE, R1, 10, "[\"a\"]", "{\"d\":3}"),
-		mk(WEFT_OP_SET, R2, 12, "[]", "{\"a\":{\"e\":4}}"),
-		mk(WEFT_OP_SET, R2, 8, "[]", "{\"a\":{\"f\":5}}"),
+	    mk(WEFT_OP_SET, R1, 5, "[]", "{\"a\":{\"b\":1,\"c\":2},\"k\":0}"),
+	    mk(WEFT_OP_REPLACE, R1, 10, "[\"a\"]", "{\"d\":3}"),
+	    mk(WEFT_OP_SET, R2, 12, "[]", "{\"a\":{\"e\":4}}"),
+	    mk(WEFT_OP_SET, R2, 8, "[]", "{\"a\":{\"f\":5}}"),
 	};
 	struct top del[] = {
-		mk(WEFT_OP_SET, R1, 5, "[]", "{\"a\":{\"b\":1,\"c\":2}}"),
-		mk(WEFT_OP_DELETE, R2, 10, "[\"a\",\"b\"]", NULL),
-		mk(WEFT_OP_SET, R1, 11, "[\"a\",\"c\"]", "[1,2]"),
+	    mk(WEFT_OP_SET, R1, 5, "[]", "{\"a\":{\"b\":1,\"c\":2}}"),
+	    mk(WEFT_OP_DELETE, R2, 10, "[\"a\",\"b\"]", NULL),
+	    mk(WEFT_OP_SET, R1, 11, "[\"a\",\"c\"]", "[1,2]"),
 	};
 	struct top root_replace[] = {
-		mk(WEFT_OP_SET, R1, 5, "[]", "{\"a\":1,\"b\":2}"),
-		mk(WEFT_OP_REPLACE, R2, 10, "[]", "{\"z\":true}"),
+	    mk(WEFT_OP_SET, R1, 5, "[]", "{\"a\":1,\"b\":2}"),
+	    mk(WEFT_OP_REPLACE, R2, 10, "[]", "{\"z\":true}"),
 	};
 
 	(void)state;
@@ -315,7 +315,8 @@ static void test_change_kinds_and_state_roundtrip(void **state)
 	free(v2);
 	/* A corrupt state is refused, not crashed on. */
 	for (size_t cut = 0; cut < enc.len; cut++)
-		assert_int_not_equal(weft__docset_load(ds2, "c", 1, "x", 1, enc.data, cut), WEFT_OK);
+		assert_int_not_equal(weft__docset_load(ds2, "c", 1, "x", 1, enc.data, cut),
+		                     WEFT_OK);
 
 	assert_int_equal(weft__docset_apply(ds, &d.op, &ch, &doc), WEFT_OK);
 	assert_int_equal(ch, WEFT_DOC_DELETED);
@@ -397,8 +398,7 @@ static void ref_merge(json_t *dst, const char *k, json_t *v)
 			cur = json_object();
 			json_object_set_new(dst, k, cur);
 		}
-		json_object_foreach(v, kk, vv)
-			ref_merge(cur, kk, vv);
+		json_object_foreach(v, kk, vv) ref_merge(cur, kk, vv);
 	} else {
 		json_object_set_new(dst, k, json_deep_copy(v));
 	}
@@ -433,8 +433,7 @@ static void ref_apply(json_t **doc, const struct top *t)
 		const char *kk;
 		json_t *vv;
 
-		json_object_foreach(t->value, kk, vv)
-			ref_merge(*doc, kk, vv);
+		json_object_foreach(t->value, kk, vv) ref_merge(*doc, kk, vv);
 		return;
 	}
 	node = *doc;
@@ -528,8 +527,9 @@ static void test_model_random_histories(void **state)
 				order[j] = t;
 			}
 			for (int i = 0; i < m; i++)
-				assert_int_equal(weft__docset_apply(reps[k], &ops[order[i]].op, NULL, NULL),
-				                 WEFT_OK);
+				assert_int_equal(
+				    weft__docset_apply(reps[k], &ops[order[i]].op, NULL, NULL),
+				    WEFT_OK);
 			views[k] = view(reps[k]);
 			weft__mp_buf_init(&enc[k], NULL, 0);
 			{
@@ -546,15 +546,18 @@ static void test_model_random_histories(void **state)
 		for (int k = 0; k < 3; k++) {
 			if (strcmp(views[k], expect) != 0 || enc[k].len != enc[0].len ||
 			    memcmp(enc[k].data, enc[0].data, enc[0].len) != 0) {
-				fprintf(stderr, "seed %llu round %d: replica %d shows %s, reference %s\n",
+				fprintf(stderr,
+				        "seed %llu round %d: replica %d shows %s, reference %s\n",
 				        (unsigned long long)seed, round, k, views[k], expect);
 				for (int i = 0; i < n; i++) {
 					char *p = json_dumps(ops[i].path, JSON_COMPACT);
-					char *v = ops[i].value ? json_dumps(ops[i].value,
-					                                    JSON_COMPACT | JSON_ENCODE_ANY)
-					                       : strdup("-");
+					char *v = ops[i].value
+					              ? json_dumps(ops[i].value,
+					                           JSON_COMPACT | JSON_ENCODE_ANY)
+					              : strdup("-");
 
-					fprintf(stderr, "  op kind %d hlc %llu r %llu path %s value %s\n",
+					fprintf(stderr,
+					        "  op kind %d hlc %llu r %llu path %s value %s\n",
 					        ops[i].kind, (unsigned long long)ops[i].hlc,
 					        (unsigned long long)ops[i].replica, p, v);
 					free(p);
@@ -578,14 +581,14 @@ static void test_model_random_histories(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_merge_keys),
-		cmocka_unit_test(test_nested_merge),
-		cmocka_unit_test(test_same_field_lww_and_tie),
-		cmocka_unit_test(test_parent_vs_child),
-		cmocka_unit_test(test_delete_vs_update),
-		cmocka_unit_test(test_replace_and_delete_path),
-		cmocka_unit_test(test_change_kinds_and_state_roundtrip),
-		cmocka_unit_test(test_model_random_histories),
+	    cmocka_unit_test(test_merge_keys),
+	    cmocka_unit_test(test_nested_merge),
+	    cmocka_unit_test(test_same_field_lww_and_tie),
+	    cmocka_unit_test(test_parent_vs_child),
+	    cmocka_unit_test(test_delete_vs_update),
+	    cmocka_unit_test(test_replace_and_delete_path),
+	    cmocka_unit_test(test_change_kinds_and_state_roundtrip),
+	    cmocka_unit_test(test_model_random_histories),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -87,11 +87,9 @@ static void test_stamp_order(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_follows_wall_clock),
-		cmocka_unit_test(test_clock_steps_back),
-		cmocka_unit_test(test_counter_never_wraps),
-		cmocka_unit_test(test_observe_and_restart),
-		cmocka_unit_test(test_stamp_order),
+	    cmocka_unit_test(test_follows_wall_clock),  cmocka_unit_test(test_clock_steps_back),
+	    cmocka_unit_test(test_counter_never_wraps), cmocka_unit_test(test_observe_and_restart),
+	    cmocka_unit_test(test_stamp_order),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -81,8 +81,8 @@ static void test_write_read_reopen(void **state)
 	assert_int_equal(inc, 1);
 	assert_true(replica != 0);
 
-	assert_int_equal(weft_put_json(db, "todos", "1", "{\"title\":\"milk\",\"n\":1}", (size_t)-1),
-	                 WEFT_OK);
+	assert_int_equal(
+	    weft_put_json(db, "todos", "1", "{\"title\":\"milk\",\"n\":1}", (size_t)-1), WEFT_OK);
 	expect_doc(db, "todos", "1", "{\"n\":1,\"title\":\"milk\"}");
 	assert_int_equal(weft_put_json(db, "todos", "1", "{\"done\":true,\"n\":2.5}", (size_t)-1),
 	                 WEFT_OK);
@@ -139,15 +139,15 @@ static void test_bad_input_changes_nothing(void **state)
 	weft_db *db;
 	char *before, *after, big[40000];
 	const char *bad[] = {
-		"",
-		"{",
-		"[1,2]",
-		"42",
-		"{\"a\":1,\"a\":2}",
-		"{\"a\":\"\xff\"}",
-		"{\"a\":123456789012345678901234567890}",
-		"{\"a\":NaN}",
-		"{\"a\":1} trailing",
+	    "",
+	    "{",
+	    "[1,2]",
+	    "42",
+	    "{\"a\":1,\"a\":2}",
+	    "{\"a\":\"\xff\"}",
+	    "{\"a\":123456789012345678901234567890}",
+	    "{\"a\":NaN}",
+	    "{\"a\":1} trailing",
 	};
 
 	(void)state;
@@ -222,10 +222,10 @@ static void test_open_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_write_read_reopen, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_input_changes_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_oversized_document, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_write_read_reopen, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_input_changes_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_oversized_document, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
