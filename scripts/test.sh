@@ -30,3 +30,26 @@ echo "== threaded tests under TSan"
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan -j"$jobs"
 ctest --preset tsan -j"$jobs" -R 'test_replica|test_ws|integration'
+
+echo "== release build, install, and a consumer built through pkg-config"
+cmake --preset release >/dev/null
+cmake --build --preset release -j"$jobs" >/dev/null
+prefix=$(mktemp -d)
+cmake --install build/release --prefix "$prefix" >/dev/null
+cat > "$prefix/consumer.c" <<'C'
+#include <stdio.h>
+#include <weft/weft.h>
+int main(void)
+{
+	printf("linked libweft %s\n", weft_version());
+	return 0;
+}
+C
+PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/x86_64-linux-gnu/pkgconfig" \
+  sh -c 'cc "$1/consumer.c" -o "$1/consumer" $(pkg-config --cflags --libs weft)' _ "$prefix"
+LD_LIBRARY_PATH="$prefix/lib:$prefix/lib/x86_64-linux-gnu" "$prefix/consumer"
+test -x "$prefix/bin/weft"
+find "$prefix" -name 'libweft.so.0' | grep -q . # SOVERSION link installed
+find "$prefix" -name 'libweft.a' | grep -q .
+rm -rf "$prefix"
+echo "== all tests passed"

@@ -407,7 +407,7 @@ static int check_key(weft_db *db, const char *coll, const char *id, size_t *clen
 static int persist_doc(weft_db *db, struct weft_doc *d)
 {
 	const char *c, *id;
-	size_t clen, ilen;
+	size_t clen = 0, ilen = 0;
 
 	weft__mp_buf_reset(&db->scratch);
 	weft__doc_encode(d, &db->scratch);
@@ -478,7 +478,7 @@ int weft_put_json(weft_db *db, const char *collection, const char *id, const cha
 {
 	struct weft_op op;
 	struct mp_buf val;
-	size_t clen, ilen;
+	size_t clen = 0, ilen = 0;
 	int rc;
 
 	if ((rc = check_key(db, collection, id, &clen, &ilen)) != WEFT_OK)
@@ -516,7 +516,7 @@ int weft_delete(weft_db *db, const char *collection, const char *id)
 {
 	static const uint8_t nil = 0xc0;
 	struct weft_op op;
-	size_t clen, ilen;
+	size_t clen = 0, ilen = 0;
 	int rc;
 
 	if ((rc = check_key(db, collection, id, &clen, &ilen)) != WEFT_OK)
@@ -577,7 +577,7 @@ int weft_get_json(weft_db *db, const char *collection, const char *id, char **ou
 {
 	struct weft_doc *d;
 	struct mp_buf b;
-	size_t clen, ilen, len;
+	size_t clen = 0, ilen = 0, len;
 	uint8_t *p;
 	int rc;
 

@@ -191,7 +191,8 @@ static int handle(struct session *s, const uint8_t *data, size_t len)
 	weft__mp_reader_init(&r, data, len);
 	if (weft__msg_begin(&r, &type, &nfields) != WEFT_OK)
 		return weft__db_err(s->db, WEFT_EPROTO, "malformed message from server");
-	if (!s->welcomed && type != WEFT_MSG_WELCOME && type != WEFT_MSG_ERROR)
+	if (!s->welcomed && type != WEFT_MSG_WELCOME && type != WEFT_MSG_ERROR &&
+	    type <= WEFT_MSG_ERROR)
 		return weft__db_err(s->db, WEFT_EPROTO, "server spoke before WELCOME");
 	switch (type) {
 	case WEFT_MSG_WELCOME: {
@@ -254,6 +255,8 @@ static int handle(struct session *s, const uint8_t *data, size_t len)
 		return WEFT_EPROTO;
 	}
 	default:
+		if (type > WEFT_MSG_ERROR)
+			return WEFT_OK; /* a later version's message: ignored */
 		return weft__db_err(s->db, WEFT_EPROTO, "unexpected message type %d", type);
 	}
 }

@@ -6,37 +6,40 @@
  * Integers are written in their smallest encoding, doubles always as
  * float64, so equal values always encode to equal bytes.
  *
- * Reader invariants: nothing here allocates, nothing reads at or past `end`,
- * nothing asserts on input bytes. Every length from the input is compared
- * with the bytes that remain before it is used, and an array or map header
- * is refused when it claims more elements than bytes remain (each element
- * takes at least one byte). A failed read returns WEFT_EPROTO and leaves
+ * Reader invariants: nothing here allocates but the duplicate-key scratch
+ * below, nothing reads at or past `end`, nothing asserts on input bytes.
+ * Every length from the input is compared with the bytes that remain
+ * before it is used, and an array or map header is refused when it claims
+ * more elements than bytes remain (each element takes at least one byte). A failed read returns WEFT_EPROTO and leaves
  * the reader where it was. Skipping is iterative with an explicit stack of
  * WEFT_MP_MAX_DEPTH counters, so hostile nesting cannot exhaust the C stack.
  *
- * Duplicate map keys (json_compatible validation) are found without
- * allocating. First one linear pass: keys in strictly increasing byte order
- * (canonical maps, as our writers emit them) are distinct. Otherwise a
- * fixed scratch of KEY_BLOCK key slices on the stack is used: a map with at
- * most KEY_BLOCK keys is checked in one more pass (sort the slices, compare
- * neighbours); a larger one block by block (sort one block's keys, then
- * binary-search every later key in it). That costs about n / KEY_BLOCK
- * passes over the map, O(n^2 / KEY_BLOCK) for a big unsorted map: bounded
- * and allocation-free, but quadratic, so whoever validates untrusted frames
- * must bound their size first (a 64 KiB frame of tiny unsorted keys takes
- * ~256 passes of 64 KiB). weft__json_write_mp sorts keys anyway and finds
- * duplicates in O(n log n) with an allocated scratch.
+ * Duplicate map keys (json_compatible validation) are found in O(n log n)
+ * per map. First one linear pass: keys in strictly increasing byte order
+ * (canonical maps, as our writers emit them) are distinct. Otherwise a map
+ * of at most KEY_BLOCK keys is checked on the stack (insertion-sort the key
+ * slices, compare neighbours), and a larger one with an array of key slices
+ * from the caller's scratch allocator, sorted with qsort. One array serves
+ * every map of one weft__mp_validate call: a map's keys are checked before
+ * the traversal enters its values, so no two checks overlap. The array holds
+ * at most one slice per two input bytes (a pair takes at least two), so its
+ * size is bounded by the input: 8 bytes of scratch per input byte at worst
+ * on 64-bit targets. This is the only allocation in the reader. Each key
+ * check walks its map's bytes at most twice, and a map is walked by the
+ * checks of the maps enclosing it, so validation reads every input byte
+ * O(WEFT_MP_MAX_DEPTH) times at most.
  *
  * Floats assume IEEE 754 binary32/binary64 (true of every target we build
  * for, WebAssembly included).
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "weft/weft.h"
 #include "core/mp.h"
 
-#define KEY_BLOCK 64 /* key slices in the duplicate-check scratch */
+#define KEY_BLOCK 64 /* maps with more keys use the allocated scratch */
 
 /* ---- writer ---- */
 
@@ -537,7 +540,17 @@ struct key {
 	uint32_t len;     /* key length */
 };
 
-static int skip_value(const uint8_t *p, const uint8_t *end, bool json, const uint8_t **next);
+/* The duplicate-key scratch of one weft__mp_validate call: an array of key
+ * slices, grown on demand and reused by every large map. */
+struct scratch {
+	const struct weft_alloc *a;
+	struct key *k; /* NULL until a map needs it */
+	size_t cap;    /* slices allocated */
+	size_t max;    /* slices the whole input can need (pairs <= len / 2) */
+};
+
+static int skip_value(const uint8_t *p, const uint8_t *end, struct scratch *s,
+                      const uint8_t **next);
 
 /*
  * Reads one map key at *p (which must be a str) and skips its value, for the
@@ -556,7 +569,7 @@ static int next_pair(const uint8_t **p, const uint8_t *end, struct key *k)
 		return WEFT_EPROTO;
 	k->p = h.data;
 	k->len = h.len;
-	return skip_value(q, end, false, p);
+	return skip_value(q, end, NULL, p);
 }
 
 /* Insertion sort of a small block of keys. */
@@ -574,86 +587,95 @@ static void keys_sort(struct key *k, size_t n)
 	}
 }
 
-static bool keys_find(const struct key *k, size_t n, const struct key *x)
+static int key_qcmp(const void *a, const void *b)
 {
-	size_t lo = 0, hi = n;
+	const struct key *x = a, *y = b;
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = key_cmp(k[mid].p, k[mid].len, x->p, x->len);
+	return key_cmp(x->p, x->len, y->p, y->len);
+}
 
-		if (c == 0)
+/*
+ * Makes s->k hold at least n slices. The old contents need not survive, so
+ * it frees and allocates rather than reallocating (no copy, and nothing to
+ * clean up when the allocation fails). Growth doubles, clamped to s->max.
+ */
+static int scratch_reserve(struct scratch *s, size_t n)
+{
+	size_t cap;
+
+	if (n <= s->cap)
+		return WEFT_OK;
+	cap = s->cap > s->max / 2 ? s->max : s->cap * 2;
+	if (cap < n)
+		cap = n;
+	if (cap > SIZE_MAX / sizeof(*s->k))
+		return WEFT_ENOMEM;
+	weft__free(s->a, s->k);
+	s->cap = 0;
+	s->k = weft__malloc(s->a, cap * sizeof(*s->k));
+	if (!s->k)
+		return WEFT_ENOMEM;
+	s->cap = cap;
+	return WEFT_OK;
+}
+
+/* True iff two neighbours of the sorted k[0..n) are equal. */
+static bool keys_dup(const struct key *k, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (key_cmp(k[i - 1].p, k[i - 1].len, k[i].p, k[i].len) == 0)
 			return true;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	return false;
 }
 
 /*
  * The json_compatible check of one map's keys: all strings, no two equal.
  * `p` is the first key, `n` the pair count. Values are skipped with the
- * plain rules (they are checked in full by the caller's traversal). See the
- * file comment for the cost of maps with more than KEY_BLOCK keys.
+ * plain rules (they are checked in full by the caller's traversal). Returns
+ * WEFT_OK, WEFT_EPROTO, or WEFT_ENOMEM when a map of more than KEY_BLOCK
+ * unsorted keys needs more scratch than s can get.
  */
-static int check_map_keys(const uint8_t *p, const uint8_t *end, uint32_t n)
+static int check_map_keys(const uint8_t *p, const uint8_t *end, uint32_t n, struct scratch *s)
 {
 	struct key block[KEY_BLOCK];
-	uint32_t start = 0;
+	struct key *k = block;
 	int rc = WEFT_OK;
 
 	/* fast path: keys in strictly increasing order (our own writers emit
 	 * canonical maps) are distinct; one linear pass proves it */
 	{
 		const uint8_t *q = p;
-		struct key prev = {NULL, 0}, k;
+		struct key prev = {NULL, 0}, cur;
 		uint32_t i;
 
 		for (i = 0; i < n; i++) {
-			rc = next_pair(&q, end, &k);
+			rc = next_pair(&q, end, &cur);
 			if (rc != WEFT_OK)
 				goto out;
-			if (i > 0 && key_cmp(prev.p, prev.len, k.p, k.len) >= 0)
+			if (i > 0 && key_cmp(prev.p, prev.len, cur.p, cur.len) >= 0)
 				break;
-			prev = k;
+			prev = cur;
 		}
 		if (i == n)
 			goto out;
 	}
-	while (start < n) {
-		size_t m = n - start < KEY_BLOCK ? n - start : KEY_BLOCK;
-		const uint8_t *q = p;
-		struct key k;
-
-		/* p is the first key of this block */
-		for (size_t i = 0; i < m; i++) {
-			rc = next_pair(&q, end, &block[i]);
-			if (rc != WEFT_OK)
-				goto out;
-		}
-		keys_sort(block, m);
-		for (size_t i = 1; i < m; i++) {
-			if (key_cmp(block[i - 1].p, block[i - 1].len, block[i].p, block[i].len) ==
-			    0) {
-				rc = WEFT_EPROTO;
-				goto out;
-			}
-		}
-		/* q is the first key after the block: the next block starts there */
-		p = q;
-		for (uint32_t i = start + (uint32_t)m; i < n; i++) {
-			rc = next_pair(&q, end, &k);
-			if (rc != WEFT_OK)
-				goto out;
-			if (keys_find(block, m, &k)) {
-				rc = WEFT_EPROTO;
-				goto out;
-			}
-		}
-		start += (uint32_t)m;
+	if (n > KEY_BLOCK) {
+		rc = scratch_reserve(s, n);
+		if (rc != WEFT_OK)
+			goto out;
+		k = s->k;
 	}
+	for (uint32_t i = 0; i < n; i++) {
+		rc = next_pair(&p, end, &k[i]);
+		if (rc != WEFT_OK)
+			goto out;
+	}
+	if (n > KEY_BLOCK)
+		qsort(k, n, sizeof(*k), key_qcmp);
+	else
+		keys_sort(k, n);
+	if (keys_dup(k, n))
+		rc = WEFT_EPROTO;
 out:
 	return rc;
 }
@@ -661,13 +683,15 @@ out:
 /*
  * Walks one whole value at p, iteratively: stack[d] counts the elements
  * still to read in the d-th open container. Containers nest at most
- * WEFT_MP_MAX_DEPTH deep (an empty one counts too). With `json`, also
- * applies the json_compatible rules. Sets *next past the value.
+ * WEFT_MP_MAX_DEPTH deep (an empty one counts too). With a scratch `s`,
+ * also applies the json_compatible rules (and may return WEFT_ENOMEM);
+ * with NULL, only the plain ones. Sets *next past the value.
  */
-static int skip_value(const uint8_t *p, const uint8_t *end, bool json, const uint8_t **next)
+static int skip_value(const uint8_t *p, const uint8_t *end, struct scratch *s, const uint8_t **next)
 {
 	uint64_t stack[WEFT_MP_MAX_DEPTH];
 	unsigned depth = 0;
+	bool json = s != NULL;
 	struct head h;
 	int rc;
 
@@ -689,7 +713,7 @@ static int skip_value(const uint8_t *p, const uint8_t *end, bool json, const uin
 				goto out;
 			}
 			if (json && h.type == MP_MAP) {
-				rc = check_map_keys(p, end, h.len);
+				rc = check_map_keys(p, end, h.len, s);
 				if (rc != WEFT_OK)
 					goto out;
 			}
@@ -844,7 +868,7 @@ int weft__mp_skip(struct mp_reader *r, const uint8_t **raw, size_t *raw_len)
 	const uint8_t *next;
 	int rc;
 
-	rc = skip_value(r->p, r->end, false, &next);
+	rc = skip_value(r->p, r->end, NULL, &next);
 	if (rc != WEFT_OK)
 		return rc;
 	if (raw)
@@ -855,14 +879,27 @@ int weft__mp_skip(struct mp_reader *r, const uint8_t **raw, size_t *raw_len)
 	return WEFT_OK;
 }
 
-bool weft__mp_valid(const void *data, size_t len, bool json_compatible)
+int weft__mp_validate(const void *data, size_t len, bool json_compatible,
+                      const struct weft_alloc *scratch)
 {
+	struct scratch s = {scratch ? scratch : weft__alloc_default(), NULL, 0, len / 2};
 	const uint8_t *p = data;
 	const uint8_t *next;
+	int rc;
 
-	if (len == 0)
-		return false;
-	if (skip_value(p, p + len, json_compatible, &next) != WEFT_OK)
-		return false;
-	return next == p + len;
+	if (len == 0) {
+		rc = WEFT_EPROTO;
+		goto out;
+	}
+	rc = skip_value(p, p + len, json_compatible ? &s : NULL, &next);
+	if (rc == WEFT_OK && next != p + len)
+		rc = WEFT_EPROTO;
+out:
+	weft__free(s.a, s.k);
+	return rc;
+}
+
+bool weft__mp_valid(const void *data, size_t len, bool json_compatible)
+{
+	return weft__mp_validate(data, len, json_compatible, NULL) == WEFT_OK;
 }

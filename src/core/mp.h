@@ -6,8 +6,9 @@
  * append fails, the buffer stays in error and every later append is a no-op,
  * so callers check once at the end (mp_buf.err).
  *
- * The reader never allocates and never reads past `end`: strings and
- * binaries come back as pointers into the input. Every length read from the
+ * The reader never allocates (except weft__mp_validate's scratch, freed
+ * before it returns) and never reads past `end`: strings and binaries come
+ * back as pointers into the input. Every length read from the
  * input is checked against the bytes that remain before it is used, and
  * nesting is limited by WEFT_MP_MAX_DEPTH. Every malformed input returns
  * WEFT_EPROTO; nothing asserts on input bytes.
@@ -114,9 +115,29 @@ int weft__mp_read_map(struct mp_reader *r, uint32_t *n);
  * If raw/raw_len are not NULL they receive the skipped value's bytes. */
 int weft__mp_skip(struct mp_reader *r, const uint8_t **raw, size_t *raw_len);
 
-/* True iff data[0..len) is exactly one well-formed value (same rules as
+/*
+ * Checks that data[0..len) is exactly one well-formed value (same rules as
  * mp_skip) and, when `json_compatible`, also: map keys are strings, no
- * duplicate keys in any map, no bin, no NaN/Inf floats. */
+ * duplicate keys in any map, no bin, no NaN/Inf floats. Costs O(len log len)
+ * whatever the input, so it is safe on untrusted bytes.
+ *
+ * data/len: the bytes, borrowed for the call only. scratch: where the
+ * duplicate-key check of maps with more than 64 unsorted keys takes its
+ * array of key slices (up to 8 bytes per input byte on 64-bit targets);
+ * NULL means weft__alloc_default(). It is used only with json_compatible,
+ * and everything taken from it is freed before the call returns.
+ *
+ * Returns WEFT_OK; WEFT_EPROTO if the bytes are not valid (also len 0 or
+ * bytes after the value); WEFT_ENOMEM if the scratch allocation failed, in
+ * which case validity is unknown. Reentrant: it touches no shared state, so
+ * any thread may call it as long as `scratch` is safe to use from it.
+ */
+int weft__mp_validate(const void *data, size_t len, bool json_compatible,
+                      const struct weft_alloc *scratch);
+
+/* weft__mp_validate(data, len, json_compatible, NULL) == WEFT_OK: false on
+ * invalid bytes and also when the default allocator fails (callers that must
+ * tell the two apart use weft__mp_validate). */
 bool weft__mp_valid(const void *data, size_t len, bool json_compatible);
 
 /* True iff s[0..len) is valid UTF-8 (RFC 3629). */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "weft/weft.h"
+#include "core/op.h"
 #include "core/proto.h"
 
 static void be64_put(uint8_t *p, uint64_t v)
@@ -65,7 +66,7 @@ int weft__msg_begin(struct mp_reader *r, int *type, uint32_t *nfields)
 
 	if (weft__mp_read_array(r, nfields) != WEFT_OK || *nfields < 1)
 		return WEFT_EPROTO;
-	if (weft__mp_read_uint(r, &t) != WEFT_OK || t < WEFT_MSG_HELLO || t > WEFT_MSG_ERROR)
+	if (weft__mp_read_uint(r, &t) != WEFT_OK || t < WEFT_MSG_HELLO || t > WEFT_MSG_TYPE_MAX)
 		return WEFT_EPROTO;
 	*type = (int)t;
 	return WEFT_OK;
@@ -102,7 +103,7 @@ int weft__msg_hello_read(struct mp_reader *r, uint32_t nfields, struct weft_hell
 		return WEFT_EPROTO;
 	if (weft__mp_read_uint(r, &h->version) != WEFT_OK ||
 	    weft__mp_read_uint(r, &h->replica) != WEFT_OK ||
-	    weft__mp_read_uint(r, &inc) != WEFT_OK || inc == 0 || inc > UINT32_MAX)
+	    weft__mp_read_uint(r, &inc) != WEFT_OK || inc == 0 || inc > WEFT_MAX_INCARNATION)
 		return WEFT_EPROTO;
 	h->incarnation = (uint32_t)inc;
 	if (weft__mp_peek(r, &t) != WEFT_OK)
@@ -153,7 +154,7 @@ int weft__msg_ack_read(struct mp_reader *r, uint32_t nfields, uint32_t *incarnat
 
 	if (nfields < 3)
 		return WEFT_EPROTO;
-	if (weft__mp_read_uint(r, &inc) != WEFT_OK || inc == 0 || inc > UINT32_MAX ||
+	if (weft__mp_read_uint(r, &inc) != WEFT_OK || inc == 0 || inc > WEFT_MAX_INCARNATION ||
 	    weft__mp_read_uint(r, seq) != WEFT_OK)
 		return WEFT_EPROTO;
 	*incarnation = (uint32_t)inc;

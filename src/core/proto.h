@@ -36,7 +36,10 @@ enum weft_msg_type {
 	WEFT_MSG_ACK = 4,
 	WEFT_MSG_CHANGES = 5,
 	WEFT_MSG_SYNCED = 6,
-	WEFT_MSG_ERROR = 7
+	WEFT_MSG_ERROR = 7,
+	/* Types up to this are well-formed; a peer ignores a type it does not
+	 * know (a later version's message), so versions can add messages. */
+	WEFT_MSG_TYPE_MAX = 255
 };
 
 /* Error codes carried by ERROR messages. */
@@ -60,8 +63,9 @@ int weft__cursor_read(struct mp_reader *r, struct weft_cursor *c);
 void weft__cursor_pack(const struct weft_cursor *c, uint8_t out[WEFT_CURSOR_LEN]);
 void weft__cursor_unpack(struct weft_cursor *c, const uint8_t in[WEFT_CURSOR_LEN]);
 
-/* Reads the array header and the type of a message. *nfields is the array
- * length including the type. Errors: WEFT_EPROTO. */
+/* Reads the array header and the type (1..WEFT_MSG_TYPE_MAX, possibly one
+ * this version does not know) of a message. *nfields is the array length
+ * including the type. Errors: WEFT_EPROTO. */
 int weft__msg_begin(struct mp_reader *r, int *type, uint32_t *nfields);
 
 struct weft_hello {

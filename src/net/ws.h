@@ -13,7 +13,8 @@
  * connection with 1009; a protocol error (bad framing, unmasked client
  * frame, bad UTF-8 in a text frame, bad HTTP) closes it with 1002 / an HTTP
  * 400; text frames are refused with 1003; a send queue over max_send_queue
- * bytes closes the connection with 1008 ("send queue overflow") instead of
+ * bytes drops the connection (the local on_close reports 1008 "send queue
+ * overflow"; the peer, whose socket is full, just sees it close) instead of
  * growing without bound, so a slow reader can never stall the loop or eat
  * the server's memory. A connection that has not finished its handshake
  * within handshake_timeout_ms is closed. Failures of one connection never

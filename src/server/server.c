@@ -170,8 +170,9 @@ static int send_catchup(struct conn *c, const struct weft_hello *h)
 	uint64_t from = 0;
 	int rc;
 
-	/* Another epoch (a different or restored store) or a cursor from the
-	 * future: start over from the beginning of the log. */
+	/* Another epoch (a different store) or a cursor from the future:
+	 * start over from the beginning of the log. A store restored from a
+	 * backup keeps its epoch; minting a new one on restore is issue 7's. */
 	if (h->has_cursor && h->cursor.epoch == now.epoch && h->cursor.pos <= now.pos)
 		from = h->cursor.pos;
 	weft__mp_buf_init(&cu.ops, weft__alloc_default(), 0);
@@ -239,19 +240,35 @@ static void on_push(struct conn *c, struct mp_reader *r, uint32_t nfields)
 		conn_error(c, WEFT_PERR_TOO_BIG, "too many ops in one PUSH");
 		return;
 	}
+	/* Validate the whole message before staging any of it: a PUSH is
+	 * refused as a whole, never half-applied. */
+	{
+		struct mp_reader v = *r;
+
+		for (uint32_t i = 0; i < n; i++) {
+			struct weft_op op;
+
+			rc = weft__op_decode(&v, &op);
+			if (rc != WEFT_OK) {
+				conn_error(
+				    c, rc == WEFT_ETOOBIG ? WEFT_PERR_TOO_BIG : WEFT_PERR_PROTOCOL,
+				    rc == WEFT_ETOOBIG ? "op over the limits" : "malformed op");
+				return;
+			}
+			if (op.replica != c->replica) {
+				conn_error(c, WEFT_PERR_PROTOCOL, "op from another replica");
+				return;
+			}
+		}
+		if (weft__msg_skip_rest(&v, nfields, 2) != WEFT_OK) {
+			conn_error(c, WEFT_PERR_PROTOCOL, "malformed PUSH");
+			return;
+		}
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		struct weft_op op;
 
-		rc = weft__op_decode(r, &op);
-		if (rc != WEFT_OK) {
-			conn_error(c, rc == WEFT_ETOOBIG ? WEFT_PERR_TOO_BIG : WEFT_PERR_PROTOCOL,
-			           rc == WEFT_ETOOBIG ? "op over the limits" : "malformed op");
-			return;
-		}
-		if (op.replica != c->replica) {
-			conn_error(c, WEFT_PERR_PROTOCOL, "op from another replica");
-			return;
-		}
+		(void)weft__op_decode(r, &op); /* validated above */
 		rc = weft__authority_stage(srv->au, &op, NULL);
 		if (rc < 0) {
 			conn_error(c, WEFT_PERR_INTERNAL, "out of memory");
@@ -264,8 +281,6 @@ static void on_push(struct conn *c, struct mp_reader *r, uint32_t nfields)
 		}
 		c->ack_pending = true;
 	}
-	if (weft__msg_skip_rest(r, nfields, 2) != WEFT_OK)
-		conn_error(c, WEFT_PERR_PROTOCOL, "malformed PUSH");
 }
 
 static void on_message(void *ud, struct weft_ws_conn *ws, const uint8_t *data, size_t len)
@@ -291,7 +306,10 @@ static void on_message(void *ud, struct weft_ws_conn *ws, const uint8_t *data, s
 		on_push(c, &r, nfields);
 		break;
 	default:
-		conn_error(c, WEFT_PERR_PROTOCOL, "unexpected message type");
+		/* Server-to-replica types are a protocol error here; types this
+		 * version does not know are ignored (forward compatibility). */
+		if (type <= WEFT_MSG_ERROR)
+			conn_error(c, WEFT_PERR_PROTOCOL, "unexpected message type");
 		break;
 	}
 }
@@ -378,10 +396,13 @@ static void broadcast(struct server *srv)
 static void on_commit_point(uv_check_t *h)
 {
 	struct server *srv = h->data;
+	bool committed = false;
 	int rc = WEFT_OK;
 
-	if (weft__authority_staged(srv->au) > 0)
+	if (weft__authority_staged(srv->au) > 0) {
 		rc = weft__authority_commit(srv->au);
+		committed = rc == WEFT_OK;
+	}
 	if (rc != WEFT_OK) {
 		fprintf(stderr, "weft serve: %s\n", weft__authority_errmsg(srv->au));
 		for (struct conn *c = srv->conns.next; c != &srv->conns; c = c->next) {
@@ -399,7 +420,8 @@ static void on_commit_point(uv_check_t *h)
 		weft__msg_ack_write(&srv->out, c->ack_inc, c->ack_seq);
 		(void)send_out(c);
 	}
-	broadcast(srv);
+	if (committed)
+		broadcast(srv);
 }
 
 /* ---- lifecycle ---- */

@@ -544,7 +544,7 @@ static int exec_sql(struct sqlite_store *ss, const char *sql, const char *what)
  */
 static int check_schema(struct sqlite_store *ss, bool *empty)
 {
-	sqlite3_int64 app_id, version, objects;
+	sqlite3_int64 app_id = 0, version = 0, objects = 0;
 	int rc;
 
 	rc = query_int(ss, "PRAGMA application_id", &app_id);
