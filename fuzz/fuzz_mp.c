@@ -6,6 +6,9 @@
  *  - mp_skip succeeds on a prefix iff mp_valid(plain) holds for that
  *    prefix; mp_valid(plain) on the whole input iff skip consumes it all;
  *  - mp_valid(json) implies mp_valid(plain);
+ *  - mp_validate agrees with mp_valid; with an allocator that always fails
+ *    it returns the same verdict or WEFT_ENOMEM (json), and never touches
+ *    the allocator for plain validation;
  *  - json_write_mp succeeds iff the value is valid and json_compatible, and
  *    then its output is valid UTF-8 and the reader moved past the value;
  *  - decoding the value with the typed readers and re-encoding it with the
@@ -26,6 +29,29 @@ static void check(int cond)
 	if (!cond)
 		abort();
 }
+
+static void *no_malloc(void *ctx, size_t n)
+{
+	(void)ctx;
+	(void)n;
+	return NULL;
+}
+
+static void *no_realloc(void *ctx, void *p, size_t n)
+{
+	(void)ctx;
+	(void)p;
+	(void)n;
+	return NULL;
+}
+
+static void no_free(void *ctx, void *p)
+{
+	(void)ctx;
+	check(p == NULL); /* nothing was ever handed out */
+}
+
+static const struct weft_alloc no_alloc = {no_malloc, no_realloc, no_free, NULL};
 
 /* Every typed reader at r: a failure must not move r. */
 static void try_readers(const struct mp_reader *r0)
@@ -164,6 +190,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	valid_json = weft__mp_valid(data, size, true);
 	check(valid_plain == (ok_skip && raw_len == size));
 	check(!valid_json || valid_plain);
+	rc = weft__mp_validate(data, size, true, NULL);
+	check(rc == (valid_json ? WEFT_OK : WEFT_EPROTO));
+	rc = weft__mp_validate(data, size, true, &no_alloc);
+	check(rc == WEFT_ENOMEM || rc == (valid_json ? WEFT_OK : WEFT_EPROTO));
+	rc = weft__mp_validate(data, size, false, &no_alloc);
+	check(rc == (valid_plain ? WEFT_OK : WEFT_EPROTO));
 	if (ok_skip) {
 		check(weft__mp_valid(raw, raw_len, false));
 		valid_json = weft__mp_valid(raw, raw_len, true);

@@ -615,8 +615,11 @@ static int node_decode(const struct weft_alloc *a, struct node *n, struct mp_rea
 	if (weft__mp_peek(r, &t) != WEFT_OK || weft__mp_skip(r, &raw, &raw_len) != WEFT_OK)
 		return WEFT_ECORRUPT;
 	if (!weft__stamp_is_zero(n->leaf)) {
-		if (!weft__mp_valid(raw, raw_len, true) || t == MP_MAP)
+		if (t == MP_MAP)
 			return WEFT_ECORRUPT;
+		rc = weft__mp_validate(raw, raw_len, true, a);
+		if (rc != WEFT_OK)
+			return rc == WEFT_ENOMEM ? rc : WEFT_ECORRUPT;
 		if (!(n->val = weft__malloc(a, raw_len)))
 			return WEFT_ENOMEM;
 		memcpy(n->val, raw, raw_len);

@@ -10,9 +10,10 @@
  * below, nothing reads at or past `end`, nothing asserts on input bytes.
  * Every length from the input is compared with the bytes that remain
  * before it is used, and an array or map header is refused when it claims
- * more elements than bytes remain (each element takes at least one byte). A failed read returns WEFT_EPROTO and leaves
- * the reader where it was. Skipping is iterative with an explicit stack of
- * WEFT_MP_MAX_DEPTH counters, so hostile nesting cannot exhaust the C stack.
+ * more elements than bytes remain (each element takes at least one byte).
+ * A failed read returns WEFT_EPROTO and leaves the reader where it was.
+ * Skipping is iterative with an explicit stack of WEFT_MP_MAX_DEPTH
+ * counters, so hostile nesting cannot exhaust the C stack.
  *
  * Duplicate map keys (json_compatible validation) are found in O(n log n)
  * per map. First one linear pass: keys in strictly increasing byte order

@@ -8,9 +8,9 @@
  *
  * The reader never allocates (except weft__mp_validate's scratch, freed
  * before it returns) and never reads past `end`: strings and binaries come
- * back as pointers into the input. Every length read from the
- * input is checked against the bytes that remain before it is used, and
- * nesting is limited by WEFT_MP_MAX_DEPTH. Every malformed input returns
+ * back as pointers into the input. Every length read from the input is
+ * checked against the bytes that remain before it is used, and nesting is
+ * limited by WEFT_MP_MAX_DEPTH. Every malformed input returns
  * WEFT_EPROTO; nothing asserts on input bytes.
  *
  * Supported: nil, bool, int (all widths, into int64/uint64), float32/64,

@@ -161,8 +161,9 @@ int weft__op_decode(struct mp_reader *r, struct weft_op *out)
 		if (t != MP_NIL)
 			goto fail_proto;
 	} else {
-		if (!weft__mp_valid(op.value, op.value_len, true))
-			goto fail_proto;
+		rc = weft__mp_validate(op.value, op.value_len, true, NULL);
+		if (rc != WEFT_OK)
+			goto fail;
 		if (plen == 0 && t != MP_MAP)
 			goto fail_proto; /* a document is an object */
 		rc = value_depth(&sub, WEFT_MAX_DEPTH - (int)plen, &depth);
@@ -179,5 +180,5 @@ fail_proto:
 		rc = WEFT_EPROTO;
 fail:
 	*r = save;
-	return rc == WEFT_ETOOBIG ? WEFT_ETOOBIG : WEFT_EPROTO;
+	return rc == WEFT_ETOOBIG || rc == WEFT_ENOMEM ? rc : WEFT_EPROTO;
 }

@@ -78,7 +78,8 @@ void weft__op_encode(struct mp_buf *b, const struct weft_op *op);
  * no deeper than the depth limit, value nil iff delete, root SET/REPLACE
  * values that are objects, incarnation and seq in range and non-zero.
  * On success *op points into r's bytes (op->raw covers the encoding).
- * Errors: WEFT_EPROTO (malformed), WEFT_ETOOBIG (over a limit).
+ * Errors: WEFT_EPROTO (malformed), WEFT_ETOOBIG (over a limit),
+ * WEFT_ENOMEM (scratch for checking duplicate keys of a large map).
  */
 int weft__op_decode(struct mp_reader *r, struct weft_op *op);
 

@@ -249,6 +249,10 @@ static void on_push(struct conn *c, struct mp_reader *r, uint32_t nfields)
 			struct weft_op op;
 
 			rc = weft__op_decode(&v, &op);
+			if (rc == WEFT_ENOMEM) {
+				conn_error(c, WEFT_PERR_INTERNAL, "out of memory");
+				return;
+			}
 			if (rc != WEFT_OK) {
 				conn_error(
 				    c, rc == WEFT_ETOOBIG ? WEFT_PERR_TOO_BIG : WEFT_PERR_PROTOCOL,
@@ -268,8 +272,12 @@ static void on_push(struct conn *c, struct mp_reader *r, uint32_t nfields)
 	for (uint32_t i = 0; i < n; i++) {
 		struct weft_op op;
 
-		(void)weft__op_decode(r, &op); /* validated above */
-		rc = weft__authority_stage(srv->au, &op, NULL);
+		/* Validated above; only running out of memory can fail now. The
+		 * ops staged so far may commit unacknowledged: the replica
+		 * re-pushes them and the authority dedupes. */
+		rc = weft__op_decode(r, &op);
+		if (rc == WEFT_OK)
+			rc = weft__authority_stage(srv->au, &op, NULL);
 		if (rc < 0) {
 			conn_error(c, WEFT_PERR_INTERNAL, "out of memory");
 			return;

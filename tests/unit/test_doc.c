@@ -367,7 +367,10 @@ static void rand_value(char *buf, size_t len, int depth)
 		} else {
 			int k1 = (int)(rnd() % 3), k2 = (k1 + 1 + (int)(rnd() % 2)) % 3;
 
-			snprintf(buf, len, "{\"%s\":%s,\"%s\":%s}", keys[k1], a, keys[k2], b);
+			int w =
+			    snprintf(buf, len, "{\"%s\":%s,\"%s\":%s}", keys[k1], a, keys[k2], b);
+
+			assert_true(w > 0 && (size_t)w < len);
 		}
 	}
 	}

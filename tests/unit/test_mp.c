@@ -3,7 +3,8 @@
  * integer-width boundary, golden encodings, every malformed-input path
  * (each must return WEFT_EPROTO and leave the reader where it was), the
  * depth limit, the writer's size limit and allocation failures, and the
- * json_compatible rules of weft__mp_valid.
+ * json_compatible rules of weft__mp_valid / weft__mp_validate (duplicate
+ * keys in large unsorted maps, a 1 MiB map, scratch allocation failure).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "weft/weft.h"
 #include "core/mp.h"
@@ -943,6 +945,222 @@ static void test_valid_json_compatible(void **state)
 	weft__mp_buf_free(&b);
 }
 
+/* Key i of an unsorted map: the hex of i times an odd constant, a bijection
+ * on uint32, so the keys are distinct and in no particular order. */
+static void shuffled_key(char *k, size_t size, uint32_t i)
+{
+	snprintf(k, size, "%08x", (unsigned)(i * 2654435761u));
+}
+
+/* A map of n unsorted keys (values nil); key `dup` is a copy of key `of`
+ * when dup != of. Appends to b. */
+static void write_shuffled_map(struct mp_buf *b, uint32_t n, uint32_t dup, uint32_t of)
+{
+	weft__mp_write_map(b, n);
+	for (uint32_t i = 0; i < n; i++) {
+		char k[16];
+
+		shuffled_key(k, sizeof(k), i == dup ? of : i);
+		weft__mp_write_cstr(b, k);
+		weft__mp_write_nil(b);
+	}
+}
+
+static int validate(const struct mp_buf *b, const struct weft_alloc *a)
+{
+	return weft__mp_validate(b->data, b->len, true, a);
+}
+
+static void test_validate_large_unsorted(void **state)
+{
+	static const uint32_t sizes[] = {65, 100, 1000, 50000};
+	struct mp_buf b;
+
+	(void)state;
+	weft__mp_buf_init(&b, NULL, 0);
+	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+		uint32_t n = sizes[s];
+		const struct {
+			uint32_t dup, of;
+		} dups[] = {
+		    {1, 0},             /* at the start */
+		    {n - 1, n - 2},     /* at the end */
+		    {n - 1, 0},         /* first and last */
+		    {3 * n / 4, n / 4}, /* one in each half */
+		    {n / 2, n / 2 - 1}, /* across the middle */
+		};
+
+		weft__mp_buf_reset(&b);
+		write_shuffled_map(&b, n, UINT32_MAX, 0);
+		assert_int_equal(validate(&b, NULL), WEFT_OK);
+		assert_true(weft__mp_valid(b.data, b.len, true));
+		for (size_t d = 0; d < sizeof(dups) / sizeof(dups[0]); d++) {
+			weft__mp_buf_reset(&b);
+			write_shuffled_map(&b, n, dups[d].dup, dups[d].of);
+			assert_int_equal(b.err, 0);
+			assert_int_equal(weft__mp_validate(b.data, b.len, false, NULL), WEFT_OK);
+			assert_int_equal(validate(&b, NULL), WEFT_EPROTO);
+			assert_false(weft__mp_valid(b.data, b.len, true));
+		}
+	}
+
+	/* a duplicate in a big map nested in another big map, after a big
+	 * valid sibling: the scratch is reused and grown between maps */
+	for (int dup = 0; dup < 2; dup++) {
+		weft__mp_buf_reset(&b);
+		weft__mp_write_array(&b, 2);
+		write_shuffled_map(&b, 300, UINT32_MAX, 0);
+		weft__mp_write_map(&b, 100);
+		for (uint32_t i = 0; i < 100; i++) {
+			char k[16];
+
+			shuffled_key(k, sizeof(k), i);
+			weft__mp_write_cstr(&b, k);
+			if (i == 40)
+				write_shuffled_map(&b, 1000, dup ? 999 : UINT32_MAX, 17);
+			else
+				weft__mp_write_int(&b, i);
+		}
+		assert_int_equal(validate(&b, NULL), dup ? WEFT_EPROTO : WEFT_OK);
+	}
+
+	/* a non-string key late in a big unsorted map */
+	weft__mp_buf_reset(&b);
+	weft__mp_write_map(&b, 200);
+	for (uint32_t i = 0; i < 199; i++) {
+		char k[16];
+
+		shuffled_key(k, sizeof(k), i);
+		weft__mp_write_cstr(&b, k);
+		weft__mp_write_nil(&b);
+	}
+	weft__mp_write_int(&b, 1);
+	weft__mp_write_nil(&b);
+	assert_int_equal(weft__mp_validate(b.data, b.len, false, NULL), WEFT_OK);
+	assert_int_equal(validate(&b, NULL), WEFT_EPROTO);
+	weft__mp_buf_free(&b);
+}
+
+/* Validates b and prints how long it took (no assertion on the time: a
+ * sanitizer or a loaded machine is slow, and a quadratic check takes
+ * seconds here, so a regression shows in the output and the suite time). */
+static void validate_timed(const struct mp_buf *b, uint32_t n, const char *what)
+{
+	clock_t t0 = clock();
+
+	assert_int_equal(validate(b, NULL), WEFT_OK);
+	printf("    1 MiB map, %u unsorted %s keys (%zu bytes): validated in %.3f s\n", (unsigned)n,
+	       what, b->len, (double)(clock() - t0) / CLOCKS_PER_SEC);
+}
+
+static void test_validate_1mib_map(void **state)
+{
+	/* 64 symbols: key i of the tiny map is 3 of them, from i times an odd
+	 * number mod 64^3 (a bijection), so the keys are distinct and unsorted */
+	static const char sym[] =
+	    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_";
+	struct mp_buf b;
+	uint32_t n;
+
+	(void)state;
+	weft__mp_buf_init(&b, NULL, (size_t)1 << 20);
+
+	/* ~100k short keys: 10 bytes a pair */
+	n = ((1u << 20) - 5) / 10;
+	write_shuffled_map(&b, n, UINT32_MAX, 0);
+	assert_int_equal(b.err, 0);
+	validate_timed(&b, n, "8-byte");
+
+	/* as many tiny keys as fit: 5 bytes a pair */
+	weft__mp_buf_reset(&b);
+	n = ((1u << 20) - 5) / 5;
+	weft__mp_write_map(&b, n);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t v = (i * 40503u) & 0x3ffff;
+		char k[3] = {sym[v >> 12], sym[(v >> 6) & 63], sym[v & 63]};
+
+		weft__mp_write_str(&b, k, 3);
+		weft__mp_write_nil(&b);
+	}
+	assert_int_equal(b.err, 0);
+	validate_timed(&b, n, "3-byte");
+	weft__mp_buf_free(&b);
+}
+
+static void test_validate_alloc_failure(void **state)
+{
+	struct failalloc fa;
+	struct mp_buf b;
+
+	(void)state;
+	weft__mp_buf_init(&b, NULL, 0);
+
+	/* small or sorted maps, and plain validation, take no scratch */
+	weft__mp_write_array(&b, 2);
+	write_shuffled_map(&b, 64, UINT32_MAX, 0);
+	weft__mp_write_map(&b, 1000);
+	for (int i = 0; i < 1000; i++) {
+		char k[8];
+
+		snprintf(k, sizeof(k), "%04d", i);
+		weft__mp_write_cstr(&b, k);
+		weft__mp_write_nil(&b);
+	}
+	failalloc_init(&fa, 1, 1);
+	assert_int_equal(validate(&b, &fa.a), WEFT_OK);
+	assert_int_equal(fa.count, 0);
+	weft__mp_buf_reset(&b);
+	write_shuffled_map(&b, 2000, UINT32_MAX, 0);
+	assert_int_equal(weft__mp_validate(b.data, b.len, false, &fa.a), WEFT_OK);
+	assert_int_equal(fa.count, 0);
+
+	/* one large unsorted map: one allocation, freed */
+	weft__mp_buf_reset(&b);
+	write_shuffled_map(&b, 1000, UINT32_MAX, 0);
+	failalloc_init(&fa, 0, 0);
+	assert_int_equal(validate(&b, &fa.a), WEFT_OK);
+	assert_int_equal(fa.count, 1);
+	assert_int_equal(fa.live, 0);
+	failalloc_init(&fa, 1, 0);
+	assert_int_equal(validate(&b, &fa.a), WEFT_ENOMEM);
+	assert_int_equal(fa.live, 0);
+
+	/* maps of 100, 80, 1000, 900 and 100 unsorted keys: the scratch is
+	 * taken once, grown once, reused for the rest, freed at the end */
+	weft__mp_buf_reset(&b);
+	weft__mp_write_array(&b, 5);
+	write_shuffled_map(&b, 100, UINT32_MAX, 0);
+	write_shuffled_map(&b, 80, UINT32_MAX, 0);
+	write_shuffled_map(&b, 1000, UINT32_MAX, 0);
+	write_shuffled_map(&b, 900, UINT32_MAX, 0);
+	write_shuffled_map(&b, 100, UINT32_MAX, 0);
+	failalloc_init(&fa, 0, 0);
+	assert_int_equal(validate(&b, &fa.a), WEFT_OK);
+	assert_int_equal(fa.count, 2);
+	assert_int_equal(fa.live, 0);
+	/* failing the first or the second allocation, or every one */
+	for (long at = 1; at <= 2; at++) {
+		for (int sticky = 0; sticky < 2; sticky++) {
+			failalloc_init(&fa, at, sticky);
+			assert_int_equal(validate(&b, &fa.a), WEFT_ENOMEM);
+			assert_int_equal(fa.live, 0);
+		}
+	}
+	failalloc_init(&fa, 3, 1);
+	assert_int_equal(validate(&b, &fa.a), WEFT_OK);
+	assert_int_equal(fa.live, 0);
+
+	/* invalid bytes found with the scratch held are EPROTO, freed too */
+	weft__mp_buf_reset(&b);
+	weft__mp_write_array(&b, 2);
+	write_shuffled_map(&b, 100, UINT32_MAX, 0);
+	write_shuffled_map(&b, 1000, 999, 3);
+	failalloc_init(&fa, 0, 0);
+	assert_int_equal(validate(&b, &fa.a), WEFT_EPROTO);
+	assert_int_equal(fa.live, 0);
+	weft__mp_buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -962,6 +1180,9 @@ int main(void)
 	    cmocka_unit_test(test_buf_take),
 	    cmocka_unit_test(test_writer_alloc_failure),
 	    cmocka_unit_test(test_valid_json_compatible),
+	    cmocka_unit_test(test_validate_large_unsorted),
+	    cmocka_unit_test(test_validate_1mib_map),
+	    cmocka_unit_test(test_validate_alloc_failure),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
