@@ -185,20 +185,28 @@ typedef int (*weft_change_cb)(void *ctx, const weft_change *change);
  * Connects to `url` (ws://HOST:PORT), pushes every pending op, waits for the
  * acknowledgements, pulls everything new since the replica's cursor and
  * applies it, then returns. `cb` (may be NULL) sees each change applied from
- * the server. `timeout_ms` bounds the whole call.
+ * the server, from inside this call. `timeout_ms` bounds the whole call; a
+ * refused or lost connection is retried with backoff (100 ms doubling to
+ * 2 s) until then. Whatever the outcome, what was applied is durable when
+ * the call returns.
  *
- * Errors: WEFT_ETIMEDOUT (unacknowledged ops stay in the oplog and sync
- * later), WEFT_ECLOSED (could not connect / connection lost), WEFT_EPROTO,
- * WEFT_EDENIED, WEFT_EINVAL (bad URL), WEFT_EIO, WEFT_ENOMEM.
- * Runs on the calling thread.
+ * Errors: WEFT_ETIMEDOUT (the server did not bring the replica in step in
+ * time; unacknowledged ops stay in the oplog and sync later; weft_errmsg
+ * names the last connection error), WEFT_EPROTO (the server sent something
+ * malformed or refused us with an ERROR), WEFT_EINVAL (bad URL, read-only
+ * replica), WEFT_EIO, WEFT_ENOMEM.
+ * Runs on the calling thread; the handle must not be used by another
+ * thread meanwhile.
  */
 WEFT_API int weft_sync(weft_db *db, const char *url, int timeout_ms, weft_change_cb cb, void *ctx);
 
 /*
  * Like weft_sync, then stays connected and calls `cb` for every change the
- * server sends, until cb returns non-zero (then WEFT_OK) or the connection
- * fails. Only changes to `collection` are delivered when it is not NULL.
- * Local writes made from inside cb are pushed before the next receive.
+ * server sends (only changes to `collection`, when it is not NULL), until
+ * cb returns non-zero; then returns WEFT_OK. A lost connection is retried
+ * with backoff, forever. `cb` may write to db: those writes are pushed
+ * after the message being handled. Errors as weft_sync, except that there
+ * is no timeout; WEFT_EINVAL when cb is NULL.
  */
 WEFT_API int weft_watch(weft_db *db, const char *url, const char *collection, weft_change_cb cb,
                         void *ctx);

@@ -542,9 +542,9 @@ int weft__db_apply_remote(weft_db *db, const struct weft_op *op, enum weft_doc_c
 	weft__hlc_observe(&db->hlc, op->hlc);
 	if ((rc = weft__docset_apply(db->docs, op, change, doc)) != WEFT_OK)
 		return rc;
-	if (*change == WEFT_DOC_NONE && !db->w)
-		return WEFT_OK;
-	return db->w ? persist_doc(db, *doc) : WEFT_OK;
+	/* Persist even when nothing visible changed: tombstones and losing
+	 * stamps are state too, and replicas must hold identical states. */
+	return persist_doc(db, *doc);
 }
 
 int weft__db_acked(weft_db *db, uint32_t incarnation, uint64_t seq)
