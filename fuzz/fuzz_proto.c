@@ -112,9 +112,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		(void)weft__msg_welcome_read(&r, nf, &w);
 		break;
 	}
-	case WEFT_MSG_ACK:
-		(void)weft__msg_ack_read(&r, nf, &inc, &seq);
+	case WEFT_MSG_ACK: {
+		struct weft_ack ack;
+
+		if (weft__msg_ack_read(&r, nf, &ack) != WEFT_OK)
+			break;
+		for (uint32_t i = 0; i < ack.nrestamps; i++)
+			if (weft__msg_restamp_read(&ack.restamps, &inc, &seq, &seq) != WEFT_OK)
+				abort(); /* validated by ack_read */
+		for (uint32_t i = 0; i < ack.nstates; i++) {
+			const char *c, *id;
+			size_t clen, ilen, slen;
+			const void *st;
+			struct weft_docset *ds;
+
+			if (weft__msg_doc_state_read(&ack.states, &c, &clen, &id, &ilen, &st,
+			                             &slen) != WEFT_OK)
+				abort(); /* validated by ack_read */
+			if (weft__docset_new(NULL, &ds) != WEFT_OK)
+				break;
+			if (weft__docset_load(ds, c, clen, id, ilen, st, slen) == WEFT_OK)
+				check_roundtrip(ds);
+			weft__docset_free(ds);
+		}
 		break;
+	}
 	case WEFT_MSG_SYNCED: {
 		struct weft_cursor c;
 

@@ -33,7 +33,9 @@ struct weft_db {
 	uint32_t incarnation;     /* this open's incarnation */
 	uint64_t seq;             /* last op seq issued in this incarnation */
 	struct weft_hlc hlc;
-	bool has_cursor; /* a server cursor is known */
+	int64_t clock_offset_ms; /* server time - wall clock, from the last
+	                             handshake; added to the wall clock */
+	bool has_cursor;         /* a server cursor is known */
 	struct weft_cursor cursor;
 	struct pending_op *pend; /* unacknowledged ops, oldest first */
 	size_t npend;
@@ -56,6 +58,21 @@ int weft__db_apply_remote(weft_db *db, const struct weft_op *op, enum weft_doc_c
 
 /* The server acknowledged every op of this replica up to (inc, seq). */
 int weft__db_acked(weft_db *db, uint32_t incarnation, uint64_t seq);
+
+/* Replaces the replica's view of a document with the server's
+ * authoritative state, then re-applies this replica's unacknowledged ops
+ * on it (client/adopt.c). *change tells what became visible. */
+int weft__db_adopt_state(weft_db *db, const char *coll, size_t coll_len, const char *id,
+                         size_t id_len, const void *state, size_t len, enum weft_doc_change *change,
+                         struct weft_doc **doc);
+
+/* Handshake clock correction: the server's time and accepted drift, and
+ * when the HELLO left and the WELCOME arrived by our wall clock. */
+int weft__db_clock_sync(weft_db *db, uint64_t server_ms, uint64_t max_drift_ms, uint64_t sent_ms,
+                        uint64_t recv_ms);
+
+/* Wall-clock milliseconds (CLOCK_REALTIME). */
+uint64_t weft__wall_ms(void);
 
 /* Records a new cursor (memory + writer). */
 int weft__db_set_cursor(weft_db *db, const struct weft_cursor *c);

@@ -41,11 +41,12 @@ struct session {
 	uint64_t max_push;    /* from WELCOME */
 	uint64_t max_message; /* from WELCOME */
 	uint32_t backoff_ms;
-	bool finishing;     /* result decided; closing down */
-	bool timers_closed; /* uv_close called on both timers */
-	int rc;             /* the result */
-	struct mp_buf out;  /* message scratch */
-	struct mp_buf json; /* change JSON scratch */
+	bool finishing;         /* result decided; closing down */
+	bool timers_closed;     /* uv_close called on both timers */
+	uint64_t hello_sent_ms; /* wall clock when HELLO left (clock offset) */
+	int rc;                 /* the result */
+	struct mp_buf out;      /* message scratch */
+	struct mp_buf json;     /* change JSON scratch */
 };
 
 static void close_timers(struct session *s)
@@ -117,8 +118,7 @@ static void maybe_done(struct session *s)
 		finish(s, WEFT_OK);
 }
 
-static int deliver(struct session *s, const struct weft_op *op, enum weft_doc_change ch,
-                   struct weft_doc *d)
+static int deliver(struct session *s, enum weft_doc_change ch, struct weft_doc *d)
 {
 	weft_change c;
 	const char *coll, *id;
@@ -127,10 +127,9 @@ static int deliver(struct session *s, const struct weft_op *op, enum weft_doc_ch
 
 	if (!s->cb || ch == WEFT_DOC_NONE)
 		return WEFT_OK;
-	if (s->collection &&
-	    (op->coll_len != s->coll_len || memcmp(op->coll, s->collection, s->coll_len) != 0))
-		return WEFT_OK;
 	weft__doc_key(d, &coll, &clen, &id, &ilen);
+	if (s->collection && (clen != s->coll_len || memcmp(coll, s->collection, s->coll_len) != 0))
+		return WEFT_OK;
 	memset(&c, 0, sizeof(c));
 	c.collection = coll; /* NUL-terminated copies owned by the doc */
 	c.id = id;
@@ -171,7 +170,7 @@ static int on_changes(struct session *s, struct mp_reader *r, uint32_t nfields)
 			return rc;
 		if ((rc = weft__db_apply_remote(s->db, &op, &ch, &d)) != WEFT_OK)
 			return rc;
-		if ((rc = deliver(s, &op, ch, d)) != WEFT_OK)
+		if ((rc = deliver(s, ch, d)) != WEFT_OK)
 			return rc;
 	}
 	if (s->finishing)
@@ -181,18 +180,62 @@ static int on_changes(struct session *s, struct mp_reader *r, uint32_t nfields)
 	return weft__db_set_cursor(s->db, &cur);
 }
 
+/*
+ * ACK: drop the acknowledged ops from the pending list, then adopt the
+ * server's stamps and the authoritative state of every document whose op
+ * the server re-stamped (re-applying our still-pending ops on top).
+ */
+static int on_ack(struct session *s, struct mp_reader *r, uint32_t nfields)
+{
+	struct weft_ack a;
+	size_t before = s->db->npend, removed;
+	int rc;
+
+	if (weft__msg_ack_read(r, nfields, &a) != WEFT_OK)
+		return weft__db_err(s->db, WEFT_EPROTO, "malformed ACK");
+	if ((rc = weft__db_acked(s->db, a.incarnation, a.seq)) != WEFT_OK)
+		return rc;
+	/* Acknowledged ops left the front of the pending list. */
+	removed = before - s->db->npend;
+	s->pushed = s->pushed > removed ? s->pushed - removed : 0;
+	for (uint32_t i = 0; i < a.nrestamps; i++) {
+		uint32_t inc;
+		uint64_t seq, hlc;
+
+		(void)weft__msg_restamp_read(&a.restamps, &inc, &seq, &hlc); /* validated */
+		weft__hlc_observe(&s->db->hlc, hlc);
+	}
+	for (uint32_t i = 0; i < a.nstates && !s->finishing; i++) {
+		const char *coll, *id;
+		size_t clen, ilen, slen;
+		const void *state;
+		enum weft_doc_change ch;
+		struct weft_doc *d;
+
+		(void)weft__msg_doc_state_read(&a.states, &coll, &clen, &id, &ilen, &state, &slen);
+		rc = weft__db_adopt_state(s->db, coll, clen, id, ilen, state, slen, &ch, &d);
+		if (rc != WEFT_OK)
+			return rc == WEFT_EPROTO
+			           ? weft__db_err(s->db, rc, "bad document state in ACK")
+			           : rc;
+		if ((rc = deliver(s, ch, d)) != WEFT_OK)
+			return rc;
+	}
+	maybe_done(s);
+	return WEFT_OK;
+}
+
 static int handle(struct session *s, const uint8_t *data, size_t len)
 {
 	struct mp_reader r;
-	uint32_t nfields, inc;
-	uint64_t seq;
+	uint32_t nfields;
 	int type, rc;
 
 	weft__mp_reader_init(&r, data, len);
 	if (weft__msg_begin(&r, &type, &nfields) != WEFT_OK)
 		return weft__db_err(s->db, WEFT_EPROTO, "malformed message from server");
 	if (!s->welcomed && type != WEFT_MSG_WELCOME && type != WEFT_MSG_ERROR &&
-	    type <= WEFT_MSG_ERROR)
+	    type <= WEFT_MSG_LAST)
 		return weft__db_err(s->db, WEFT_EPROTO, "server spoke before WELCOME");
 	switch (type) {
 	case WEFT_MSG_WELCOME: {
@@ -203,6 +246,10 @@ static int handle(struct session *s, const uint8_t *data, size_t len)
 		if (w.version != WEFT_PROTO_VERSION)
 			return weft__db_err(s->db, WEFT_EPROTO, "server speaks protocol %llu",
 			                    (unsigned long long)w.version);
+		rc = weft__db_clock_sync(s->db, w.server_time_ms, w.max_drift_ms, s->hello_sent_ms,
+		                         weft__wall_ms());
+		if (rc != WEFT_OK)
+			return rc;
 		s->welcomed = true;
 		s->max_push = w.max_push;
 		s->max_message =
@@ -211,19 +258,7 @@ static int handle(struct session *s, const uint8_t *data, size_t len)
 		return push_pending(s);
 	}
 	case WEFT_MSG_ACK:
-		if (weft__msg_ack_read(&r, nfields, &inc, &seq) != WEFT_OK)
-			return weft__db_err(s->db, WEFT_EPROTO, "malformed ACK");
-		{
-			size_t before = s->db->npend, removed;
-
-			if ((rc = weft__db_acked(s->db, inc, seq)) != WEFT_OK)
-				return rc;
-			/* Acknowledged ops left the front of the pending list. */
-			removed = before - s->db->npend;
-			s->pushed = s->pushed > removed ? s->pushed - removed : 0;
-		}
-		maybe_done(s);
-		return WEFT_OK;
+		return on_ack(s, &r, nfields);
 	case WEFT_MSG_CHANGES:
 		if ((rc = on_changes(s, &r, nfields)) != WEFT_OK)
 			return rc == WEFT_EPROTO ? weft__db_err(s->db, rc, "malformed CHANGES")
@@ -255,7 +290,7 @@ static int handle(struct session *s, const uint8_t *data, size_t len)
 		return WEFT_EPROTO;
 	}
 	default:
-		if (type > WEFT_MSG_ERROR)
+		if (type > WEFT_MSG_LAST)
 			return WEFT_OK; /* a later version's message: ignored */
 		return weft__db_err(s->db, WEFT_EPROTO, "unexpected message type %d", type);
 	}
@@ -274,6 +309,7 @@ static void on_open(void *ud, struct weft_ws_conn *c)
 
 	(void)c;
 	weft__msg_hello_write(&s->out, &h);
+	s->hello_sent_ms = weft__wall_ms();
 	if (send_out(s) != WEFT_OK)
 		weft__ws_close(s->conn, 1011, "send failed");
 }

@@ -55,7 +55,7 @@ static void rec_free(const struct weft_alloc *a, struct rec *r)
 
 static void deadline_in(struct timespec *ts, uint32_t ms)
 {
-	clock_gettime(CLOCK_REALTIME, ts);
+	clock_gettime(CLOCK_MONOTONIC, ts);
 	ts->tv_sec += ms / 1000;
 	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
 	if (ts->tv_nsec >= 1000000000L) {
@@ -166,7 +166,16 @@ int weft__writer_start(struct weft_store *st, const struct weft_alloc *a, uint32
 	w->st = st;
 	w->interval_ms = interval_ms;
 	pthread_mutex_init(&w->mu, NULL);
-	pthread_cond_init(&w->wake, NULL);
+	{
+		/* Timed waits on the monotonic clock: a wall clock that jumps
+		 * (NTP, a user, faketime) must not stall group commits. */
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&w->wake, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	pthread_cond_init(&w->done_cv, NULL);
 	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
 		pthread_cond_destroy(&w->done_cv);

@@ -33,6 +33,7 @@ struct staged {
 	uint8_t *raw;      /* owned copy of the encoded op */
 	struct weft_op op; /* decoded, pointing into raw */
 	void *origin;      /* caller's tag */
+	bool restamped;    /* the server replaced the op's HLC */
 };
 
 struct weft_authority {
@@ -53,6 +54,10 @@ struct weft_authority {
 	size_t batch_cap;
 	struct weft_doc **touched; /* scratch for a commit */
 	size_t touched_cap;
+	struct weft_hlc hlc;   /* the server's clock; persisted as meta "hlc" */
+	uint64_t now_ms;       /* physical time from weft__authority_set_clock */
+	uint64_t max_drift_ms; /* accepted lead of an op's HLC over now_ms */
+	bool drift_set;        /* set_clock was called */
 	char err[256];
 };
 
@@ -188,6 +193,14 @@ int weft__authority_open(struct weft_store *st, const struct weft_alloc *a, uint
 	}
 	if ((rc = st->vt->log_last(st, &au->pos)) != WEFT_OK)
 		goto out_free;
+	{
+		uint64_t hlc = 0;
+
+		rc = weft__store_meta_get_u64(st, "hlc", &hlc);
+		if (rc != WEFT_OK && rc != WEFT_ENOTFOUND)
+			goto out_free;
+		weft__hlc_init(&au->hlc, hlc);
+	}
 	if ((rc = load_docs(au)) != WEFT_OK)
 		goto out_free;
 	*out = au;
@@ -221,6 +234,55 @@ void weft__authority_free(struct weft_authority *au)
 	weft__free(au->alloc, au);
 }
 
+/* ---- clock ---- */
+
+void weft__authority_set_clock(struct weft_authority *au, uint64_t now_ms, uint64_t max_drift_ms)
+{
+	au->now_ms = now_ms;
+	au->max_drift_ms = max_drift_ms;
+	au->drift_set = true;
+}
+
+uint64_t weft__authority_hlc(const struct weft_authority *au)
+{
+	return au->hlc.last;
+}
+
+/*
+ * Replaces a staged op's HLC, which is too far in the future, with the
+ * server's: the op is re-encoded with a fresh server timestamp, so a
+ * replica whose clock runs ahead cannot win every conflict for as long as
+ * its clock is wrong. The replica learns the new stamp from its ACK.
+ */
+static int restamp(struct weft_authority *au, struct staged *s)
+{
+	struct weft_op re = s->op;
+	struct mp_buf b;
+	struct mp_reader r;
+	size_t len;
+	int rc;
+
+	re.hlc = weft__hlc_now(&au->hlc, au->now_ms);
+	weft__mp_buf_init(&b, au->alloc, 0);
+	weft__op_encode(&b, &re);
+	if (b.err) {
+		rc = b.err;
+		weft__mp_buf_free(&b);
+		return rc;
+	}
+	weft__free(au->alloc, s->raw);
+	s->raw = weft__mp_buf_take(&b, &len);
+	weft__mp_reader_init(&r, s->raw, len);
+	rc = weft__op_decode(&r, &s->op);
+	if (rc != WEFT_OK) {
+		/* Cannot happen: we encoded what we had decoded. Keep raw owned
+		 * by the caller's error path. */
+		return rc;
+	}
+	s->restamped = true;
+	return WEFT_OK;
+}
+
 /* ---- staging ---- */
 
 int weft__authority_stage(struct weft_authority *au, const struct weft_op *op, void *origin)
@@ -252,6 +314,15 @@ int weft__authority_stage(struct weft_authority *au, const struct weft_op *op, v
 	if ((rc = weft__op_decode(&r, &s->op)) != WEFT_OK) {
 		weft__free(au->alloc, s->raw);
 		return rc;
+	}
+	s->restamped = false;
+	if (au->drift_set && WEFT_HLC_MS(op->hlc) > au->now_ms + au->max_drift_ms) {
+		if ((rc = restamp(au, s)) != WEFT_OK) {
+			weft__free(au->alloc, s->raw);
+			return rc;
+		}
+	} else {
+		weft__hlc_observe(&au->hlc, op->hlc);
 	}
 	s->origin = origin;
 	au->nstaged++;
@@ -346,7 +417,7 @@ static int commit_write(struct weft_authority *au, struct mp_buf *buf)
 		if ((rc = weft__store_meta_put_u64(st, key, e->staged_seq)) != WEFT_OK)
 			return rc;
 	}
-	return WEFT_OK;
+	return weft__store_meta_put_u64(st, "hlc", au->hlc.last);
 }
 
 int weft__authority_commit(struct weft_authority *au)
@@ -398,6 +469,7 @@ int weft__authority_commit(struct weft_authority *au)
 		au->batch[i].op = au->staged[i].op;
 		au->batch[i].pos = au->pos + 1 + i;
 		au->batch[i].origin = au->staged[i].origin;
+		au->batch[i].restamped = au->staged[i].restamped;
 		au->batch_raw[i] = au->staged[i].raw;
 	}
 	au->nbatch = au->nstaged;

@@ -16,6 +16,7 @@
 #ifndef WEFT_CORE_AUTHORITY_H
 #define WEFT_CORE_AUTHORITY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,7 +32,11 @@ struct weft_committed {
 	struct weft_op op; /* points into memory owned by the authority */
 	uint64_t pos;      /* its position in commit order */
 	void *origin;      /* the tag passed to weft__authority_stage */
+	bool restamped;    /* op.hlc is the server's, not the replica's */
 };
+
+/* Default for weft__authority_set_clock's max_drift_ms. */
+#define WEFT_MAX_DRIFT_MS 60000
 
 /*
  * Opens the authority over `st` (which it borrows; the caller closes it
@@ -43,6 +48,20 @@ struct weft_committed {
 int weft__authority_open(struct weft_store *st, const struct weft_alloc *a, uint64_t new_epoch,
                          struct weft_authority **out);
 void weft__authority_free(struct weft_authority *au);
+
+/*
+ * Tells the authority the server's physical time and the largest drift it
+ * accepts. Call before staging (the server calls it once per loop
+ * iteration). An op whose HLC is more than max_drift_ms ahead of now_ms is
+ * re-stamped with the server's HLC when staged (docs/DATA-MODEL.md,
+ * "Clock drift"); every other op's HLC is observed, so the server's clock
+ * stays above every stamp it has accepted. Without a call, now_ms is 0 and
+ * nothing is re-stamped.
+ */
+void weft__authority_set_clock(struct weft_authority *au, uint64_t now_ms, uint64_t max_drift_ms);
+
+/* The server's HLC high-water mark (the last stamp issued or observed). */
+uint64_t weft__authority_hlc(const struct weft_authority *au);
 
 /*
  * Stages one validated op for the next group commit. `origin` is an opaque

@@ -120,12 +120,13 @@ int weft__msg_hello_read(struct mp_reader *r, uint32_t nfields, struct weft_hell
 
 void weft__msg_welcome_write(struct mp_buf *b, const struct weft_welcome *w)
 {
-	weft__mp_write_array(b, 5);
+	weft__mp_write_array(b, 6);
 	weft__mp_write_uint(b, WEFT_MSG_WELCOME);
 	weft__mp_write_uint(b, w->version);
 	weft__mp_write_uint(b, w->server_time_ms);
 	weft__mp_write_uint(b, w->max_message);
 	weft__mp_write_uint(b, w->max_push);
+	weft__mp_write_uint(b, w->max_drift_ms);
 }
 
 int weft__msg_welcome_read(struct mp_reader *r, uint32_t nfields, struct weft_welcome *w)
@@ -137,28 +138,125 @@ int weft__msg_welcome_read(struct mp_reader *r, uint32_t nfields, struct weft_we
 	    weft__mp_read_uint(r, &w->max_message) != WEFT_OK ||
 	    weft__mp_read_uint(r, &w->max_push) != WEFT_OK || w->max_push == 0)
 		return WEFT_EPROTO;
-	return weft__msg_skip_rest(r, nfields, 5);
+	w->max_drift_ms = 60000;
+	if (nfields < 6)
+		return weft__msg_skip_rest(r, nfields, 5);
+	if (weft__mp_read_uint(r, &w->max_drift_ms) != WEFT_OK)
+		return WEFT_EPROTO;
+	return weft__msg_skip_rest(r, nfields, 6);
 }
 
-void weft__msg_ack_write(struct mp_buf *b, uint32_t incarnation, uint64_t seq)
+void weft__msg_ack_write(struct mp_buf *b, uint32_t incarnation, uint64_t seq, uint32_t nrestamps)
 {
-	weft__mp_write_array(b, 3);
+	weft__mp_write_array(b, 5);
 	weft__mp_write_uint(b, WEFT_MSG_ACK);
 	weft__mp_write_uint(b, incarnation);
 	weft__mp_write_uint(b, seq);
+	weft__mp_write_array(b, nrestamps);
 }
 
-int weft__msg_ack_read(struct mp_reader *r, uint32_t nfields, uint32_t *incarnation, uint64_t *seq)
+void weft__msg_restamp_write(struct mp_buf *b, uint32_t incarnation, uint64_t seq, uint64_t hlc)
+{
+	weft__mp_write_array(b, 3);
+	weft__mp_write_uint(b, incarnation);
+	weft__mp_write_uint(b, seq);
+	weft__mp_write_uint(b, hlc);
+}
+
+void weft__msg_ack_states(struct mp_buf *b, uint32_t nstates)
+{
+	weft__mp_write_array(b, nstates);
+}
+
+void weft__msg_doc_state_write(struct mp_buf *b, const char *coll, size_t coll_len, const char *id,
+                               size_t id_len, const void *state, size_t len)
+{
+	weft__mp_write_array(b, 3);
+	weft__mp_write_str(b, coll, coll_len);
+	weft__mp_write_str(b, id, id_len);
+	weft__mp_write_bin(b, state, len);
+}
+
+int weft__msg_restamp_read(struct mp_reader *r, uint32_t *incarnation, uint64_t *seq, uint64_t *hlc)
+{
+	struct mp_reader save = *r;
+	uint64_t inc;
+	uint32_t n;
+
+	if (weft__mp_read_array(r, &n) != WEFT_OK || n != 3 ||
+	    weft__mp_read_uint(r, &inc) != WEFT_OK || inc == 0 || inc > WEFT_MAX_INCARNATION ||
+	    weft__mp_read_uint(r, seq) != WEFT_OK || *seq == 0 || *seq > WEFT_MAX_SEQ ||
+	    weft__mp_read_uint(r, hlc) != WEFT_OK || *hlc == 0) {
+		*r = save;
+		return WEFT_EPROTO;
+	}
+	*incarnation = (uint32_t)inc;
+	return WEFT_OK;
+}
+
+int weft__msg_doc_state_read(struct mp_reader *r, const char **coll, size_t *coll_len,
+                             const char **id, size_t *id_len, const void **state, size_t *len)
+{
+	struct mp_reader save = *r;
+	uint32_t n;
+
+	if (weft__mp_read_array(r, &n) != WEFT_OK || n != 3 ||
+	    weft__mp_read_str(r, coll, coll_len) != WEFT_OK || *coll_len == 0 ||
+	    *coll_len > WEFT_MAX_COLLECTION || weft__mp_read_str(r, id, id_len) != WEFT_OK ||
+	    *id_len == 0 || *id_len > WEFT_MAX_ID || weft__mp_read_bin(r, state, len) != WEFT_OK) {
+		*r = save;
+		return WEFT_EPROTO;
+	}
+	return WEFT_OK;
+}
+
+/* Reads the header of a list of restamps or states and validates every
+ * entry; *list covers exactly the entries. */
+static int read_list(struct mp_reader *r, struct mp_reader *list, uint32_t *n, bool states)
+{
+	if (weft__mp_read_array(r, n) != WEFT_OK)
+		return WEFT_EPROTO;
+	*list = *r;
+	for (uint32_t i = 0; i < *n; i++) {
+		int rc;
+
+		if (states) {
+			const char *c, *id;
+			size_t cl, il, sl;
+			const void *st;
+
+			rc = weft__msg_doc_state_read(r, &c, &cl, &id, &il, &st, &sl);
+		} else {
+			uint32_t inc;
+			uint64_t seq, hlc;
+
+			rc = weft__msg_restamp_read(r, &inc, &seq, &hlc);
+		}
+		if (rc != WEFT_OK)
+			return WEFT_EPROTO;
+	}
+	list->end = r->p;
+	return WEFT_OK;
+}
+
+int weft__msg_ack_read(struct mp_reader *r, uint32_t nfields, struct weft_ack *a)
 {
 	uint64_t inc;
 
+	memset(a, 0, sizeof(*a));
 	if (nfields < 3)
 		return WEFT_EPROTO;
 	if (weft__mp_read_uint(r, &inc) != WEFT_OK || inc == 0 || inc > WEFT_MAX_INCARNATION ||
-	    weft__mp_read_uint(r, seq) != WEFT_OK)
+	    weft__mp_read_uint(r, &a->seq) != WEFT_OK)
 		return WEFT_EPROTO;
-	*incarnation = (uint32_t)inc;
-	return weft__msg_skip_rest(r, nfields, 3);
+	a->incarnation = (uint32_t)inc;
+	weft__mp_reader_init(&a->restamps, r->p, 0);
+	weft__mp_reader_init(&a->states, r->p, 0);
+	if (nfields >= 4 && read_list(r, &a->restamps, &a->nrestamps, false) != WEFT_OK)
+		return WEFT_EPROTO;
+	if (nfields >= 5 && read_list(r, &a->states, &a->nstates, true) != WEFT_OK)
+		return WEFT_EPROTO;
+	return weft__msg_skip_rest(r, nfields, nfields < 5 ? nfields : 5);
 }
 
 void weft__msg_synced_write(struct mp_buf *b, const struct weft_cursor *c)

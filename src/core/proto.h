@@ -8,9 +8,11 @@
  * trailing array elements are ignored by both sides, so messages can grow).
  *
  *   HELLO   [1, version, replica, incarnation, cursor|nil]      C -> S
- *   WELCOME [2, version, server_time_ms, max_message, max_push] S -> C
+ *   WELCOME [2, version, server_time_ms, max_message, max_push,
+ *            max_drift_ms]                                      S -> C
  *   PUSH    [3, [op...]]                                        C -> S
- *   ACK     [4, incarnation, seq]                               S -> C
+ *   ACK     [4, incarnation, seq, [[inc, seq, hlc]...],
+ *            [[collection, id, state]...]]                      S -> C
  *   CHANGES [5, [op...], cursor]                                S -> C
  *   SYNCED  [6, cursor]                                         S -> C
  *   ERROR   [7, code, message]                                  S -> C
@@ -37,6 +39,7 @@ enum weft_msg_type {
 	WEFT_MSG_CHANGES = 5,
 	WEFT_MSG_SYNCED = 6,
 	WEFT_MSG_ERROR = 7,
+	WEFT_MSG_LAST = 7, /* the highest type this version knows */
 	/* Types up to this are well-formed; a peer ignores a type it does not
 	 * know (a later version's message), so versions can add messages. */
 	WEFT_MSG_TYPE_MAX = 255
@@ -80,7 +83,9 @@ struct weft_welcome {
 	uint64_t version;
 	uint64_t server_time_ms;
 	uint64_t max_message;
-	uint64_t max_push; /* most ops in one PUSH */
+	uint64_t max_push;     /* most ops in one PUSH */
+	uint64_t max_drift_ms; /* ops stamped further ahead are re-stamped;
+	                          absent on the wire means 60000 */
 };
 
 void weft__msg_hello_write(struct mp_buf *b, const struct weft_hello *h);
@@ -88,8 +93,41 @@ void weft__msg_hello_write(struct mp_buf *b, const struct weft_hello *h);
 int weft__msg_hello_read(struct mp_reader *r, uint32_t nfields, struct weft_hello *h);
 void weft__msg_welcome_write(struct mp_buf *b, const struct weft_welcome *w);
 int weft__msg_welcome_read(struct mp_reader *r, uint32_t nfields, struct weft_welcome *w);
-void weft__msg_ack_write(struct mp_buf *b, uint32_t incarnation, uint64_t seq);
-int weft__msg_ack_read(struct mp_reader *r, uint32_t nfields, uint32_t *incarnation, uint64_t *seq);
+/*
+ * ACK [4, incarnation, seq, restamps, states]: every op of the replica up
+ * to (incarnation, seq) is durable. `restamps` lists [incarnation, seq,
+ * hlc] for ops of this ACK whose HLC the server replaced (clock drift);
+ * `states` lists [collection, id, state] with the authoritative state
+ * (core/doc.h encoding) of each document those ops touched. A replica
+ * first drops the acknowledged ops, then replaces its view of each listed
+ * document with the state and re-applies its own ops on it that are still
+ * unacknowledged. One message, so nothing can be seen in between.
+ *
+ * Writing: weft__msg_ack_write (header and restamps count), then
+ * `nrestamps` weft__msg_restamp_write, then weft__msg_ack_states (count),
+ * then that many weft__msg_doc_state_write.
+ */
+struct weft_ack {
+	uint32_t incarnation;
+	uint64_t seq;
+	struct mp_reader restamps; /* nrestamps entries: weft__msg_restamp_read */
+	uint32_t nrestamps;
+	struct mp_reader states; /* nstates entries: weft__msg_doc_state_read */
+	uint32_t nstates;
+};
+
+void weft__msg_ack_write(struct mp_buf *b, uint32_t incarnation, uint64_t seq, uint32_t nrestamps);
+void weft__msg_restamp_write(struct mp_buf *b, uint32_t incarnation, uint64_t seq, uint64_t hlc);
+void weft__msg_ack_states(struct mp_buf *b, uint32_t nstates);
+void weft__msg_doc_state_write(struct mp_buf *b, const char *coll, size_t coll_len, const char *id,
+                               size_t id_len, const void *state, size_t len);
+/* Reads and validates a whole ACK (an ACK without the lists, from an
+ * older server, has none). Errors: WEFT_EPROTO. */
+int weft__msg_ack_read(struct mp_reader *r, uint32_t nfields, struct weft_ack *a);
+int weft__msg_restamp_read(struct mp_reader *r, uint32_t *incarnation, uint64_t *seq,
+                           uint64_t *hlc);
+int weft__msg_doc_state_read(struct mp_reader *r, const char **coll, size_t *coll_len,
+                             const char **id, size_t *id_len, const void **state, size_t *len);
 void weft__msg_synced_write(struct mp_buf *b, const struct weft_cursor *c);
 int weft__msg_synced_read(struct mp_reader *r, uint32_t nfields, struct weft_cursor *c);
 void weft__msg_error_write(struct mp_buf *b, int code, const char *msg);

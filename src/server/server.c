@@ -61,7 +61,8 @@ struct server {
 	struct weft_ws_limits limits;
 	struct mp_buf out; /* message scratch */
 	bool stopping;
-	int fatal; /* a fatal error code, 0 if none */
+	uint64_t max_drift_ms; /* from weft_serve_opts */
+	int fatal;             /* a fatal error code, 0 if none */
 	char *errbuf;
 	size_t errlen;
 };
@@ -73,6 +74,7 @@ void weft__serve_opts_init(struct weft_serve_opts *o)
 	o->port = 7410;
 	o->data_dir = "./weft-data";
 	o->durable = 1;
+	o->max_drift_ms = WEFT_MAX_DRIFT_MS;
 }
 
 static uint64_t wall_ms(void)
@@ -197,6 +199,7 @@ static void on_hello(struct conn *c, struct mp_reader *r, uint32_t nfields)
 	    .server_time_ms = wall_ms(),
 	    .max_message = srv->limits.max_message,
 	    .max_push = MAX_PUSH_OPS,
+	    .max_drift_ms = srv->max_drift_ms,
 	};
 	int rc;
 
@@ -240,6 +243,7 @@ static void on_push(struct conn *c, struct mp_reader *r, uint32_t nfields)
 		conn_error(c, WEFT_PERR_TOO_BIG, "too many ops in one PUSH");
 		return;
 	}
+	weft__authority_set_clock(srv->au, wall_ms(), srv->max_drift_ms);
 	/* Validate the whole message before staging any of it: a PUSH is
 	 * refused as a whole, never half-applied. */
 	{
@@ -316,7 +320,7 @@ static void on_message(void *ud, struct weft_ws_conn *ws, const uint8_t *data, s
 	default:
 		/* Server-to-replica types are a protocol error here; types this
 		 * version does not know are ignored (forward compatibility). */
-		if (type <= WEFT_MSG_ERROR)
+		if (type <= WEFT_MSG_LAST)
 			conn_error(c, WEFT_PERR_PROTOCOL, "unexpected message type");
 		break;
 	}
@@ -401,6 +405,74 @@ static void broadcast(struct server *srv)
 	}
 }
 
+/* True when batch[i] is a re-stamped op of `replica` and no earlier one
+ * of them touched the same document (one state per document). */
+static bool first_restamp_of_doc(const struct weft_committed *batch, size_t i, uint64_t replica)
+{
+	const struct weft_op *op = &batch[i].op;
+
+	if (!batch[i].restamped || op->replica != replica)
+		return false;
+	for (size_t k = 0; k < i; k++) {
+		const struct weft_op *o = &batch[k].op;
+
+		if (batch[k].restamped && o->replica == replica && o->coll_len == op->coll_len &&
+		    o->id_len == op->id_len && memcmp(o->coll, op->coll, op->coll_len) == 0 &&
+		    memcmp(o->id, op->id, op->id_len) == 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Sends a connection its ACK. When the authority re-stamped some of its
+ * ops (clock drift), the ACK lists their new stamps and carries the
+ * authoritative state of each document they touched, so the replica can
+ * rebuild its view without its own far-future stamps.
+ */
+static void send_ack(struct conn *c)
+{
+	struct server *srv = c->srv;
+	const struct weft_committed *batch;
+	struct weft_docset *docs = weft__authority_docs(srv->au);
+	struct mp_buf state;
+	uint32_t nre = 0, ndocs = 0;
+	size_t n;
+
+	batch = weft__authority_batch(srv->au, &n);
+	for (size_t i = 0; i < n; i++) {
+		if (batch[i].restamped && batch[i].op.replica == c->replica)
+			nre++;
+		if (first_restamp_of_doc(batch, i, c->replica))
+			ndocs++;
+	}
+	weft__msg_ack_write(&srv->out, c->ack_inc, c->ack_seq, nre);
+	for (size_t i = 0; i < n && nre; i++)
+		if (batch[i].restamped && batch[i].op.replica == c->replica)
+			weft__msg_restamp_write(&srv->out, batch[i].op.incarnation, batch[i].op.seq,
+			                        batch[i].op.hlc);
+	weft__msg_ack_states(&srv->out, ndocs);
+	weft__mp_buf_init(&state, weft__alloc_default(), 0);
+	for (size_t i = 0; i < n && ndocs; i++) {
+		const struct weft_op *op = &batch[i].op;
+		struct weft_doc *d;
+
+		if (!first_restamp_of_doc(batch, i, c->replica))
+			continue;
+		/* Committed in this batch, so the document exists. */
+		d = weft__docset_find(docs, op->coll, op->coll_len, op->id, op->id_len);
+		weft__mp_buf_reset(&state);
+		weft__doc_encode(d, &state);
+		if (state.err)
+			srv->out.err = state.err; /* fails the send below */
+		weft__msg_doc_state_write(&srv->out, op->coll, op->coll_len, op->id, op->id_len,
+		                          state.data, state.len);
+	}
+	weft__mp_buf_free(&state);
+	if (send_out(c) != WEFT_OK && !c->closing)
+		conn_error(c, WEFT_PERR_INTERNAL, "cannot send ACK");
+}
+
 static void on_commit_point(uv_check_t *h)
 {
 	struct server *srv = h->data;
@@ -425,8 +497,7 @@ static void on_commit_point(uv_check_t *h)
 		if (!c->ack_pending || c->closing)
 			continue;
 		c->ack_pending = false;
-		weft__msg_ack_write(&srv->out, c->ack_inc, c->ack_seq);
-		(void)send_out(c);
+		send_ack(c);
 	}
 	if (committed)
 		broadcast(srv);
@@ -496,6 +567,7 @@ int weft__serve(const struct weft_serve_opts *o, char *errbuf, size_t errlen)
 		return WEFT_ENOMEM;
 	}
 	srv->conns.next = srv->conns.prev = &srv->conns;
+	srv->max_drift_ms = o->max_drift_ms;
 	srv->errbuf = errbuf;
 	srv->errlen = errlen;
 	weft__mp_buf_init(&srv->out, weft__alloc_default(), 0);

@@ -12,10 +12,12 @@
 #include <stdint.h>
 
 struct weft_serve_opts {
-	const char *host;     /* default "127.0.0.1" */
-	int port;             /* default 7410; 0 picks a free port */
-	const char *data_dir; /* default "./weft-data"; created if missing */
-	int durable;          /* 1 (default): fsync before acknowledging */
+	const char *host;      /* default "127.0.0.1" */
+	int port;              /* default 7410; 0 picks a free port */
+	const char *data_dir;  /* default "./weft-data"; created if missing */
+	int durable;           /* 1 (default): fsync before acknowledging */
+	uint64_t max_drift_ms; /* re-stamp ops whose HLC leads the server's clock
+	                          by more; default WEFT_MAX_DRIFT_MS (60 s) */
 	/* Called once the server listens, with the bound port (tests read it
 	 * from the "listening" line printed by the weft tool). May be NULL. */
 	void (*on_listen)(void *ctx, const char *host, int port);

@@ -24,9 +24,9 @@ struct enc_op {
 	struct weft_op op;
 };
 
-/* Encodes a SET of {"k": v} on c/<id> by (replica, inc, seq). */
-static void mkop(struct enc_op *e, uint64_t replica, uint32_t inc, uint64_t seq, const char *id,
-                 int64_t v)
+/* Encodes a SET of {"k": v} on c/<id> by (replica, inc, seq) at `hlc`. */
+static void mkop_hlc(struct enc_op *e, uint64_t replica, uint32_t inc, uint64_t seq, const char *id,
+                     int64_t v, uint64_t hlc)
 {
 	struct mp_buf val, b;
 	struct weft_op op;
@@ -40,7 +40,7 @@ static void mkop(struct enc_op *e, uint64_t replica, uint32_t inc, uint64_t seq,
 	op.replica = replica;
 	op.incarnation = inc;
 	op.seq = seq;
-	op.hlc = WEFT_HLC_MAKE(1000 + seq, 0);
+	op.hlc = hlc;
 	op.kind = WEFT_OP_SET;
 	op.coll = "c";
 	op.coll_len = 1;
@@ -57,6 +57,12 @@ static void mkop(struct enc_op *e, uint64_t replica, uint32_t inc, uint64_t seq,
 	weft__mp_buf_free(&val);
 	weft__mp_reader_init(&r, e->raw, e->len);
 	assert_int_equal(weft__op_decode(&r, &e->op), WEFT_OK);
+}
+
+static void mkop(struct enc_op *e, uint64_t replica, uint32_t inc, uint64_t seq, const char *id,
+                 int64_t v)
+{
+	mkop_hlc(e, replica, inc, seq, id, v, WEFT_HLC_MAKE(1000 + seq, 0));
 }
 
 static char *dump(struct weft_authority *au)
@@ -219,6 +225,65 @@ static void test_failed_commit_is_all_or_nothing(void **state)
 	weft__store_close(st);
 }
 
+/* A replica whose clock runs a day ahead cannot win every conflict: the
+ * authority re-stamps its op with the server's clock, so a causally later
+ * write of a correct replica wins. Ops within the drift keep their stamp;
+ * the server's clock observes them and persists across reopen. */
+static void test_drift_restamp(void **state)
+{
+	const uint64_t now = 1700000000000ULL, day = 86400000ULL;
+	struct weft_store *st;
+	struct weft_authority *au;
+	struct enc_op fut, ok, later;
+	const struct weft_committed *batch;
+	size_t n;
+	uint64_t hlc_after;
+	char *d;
+
+	(void)state;
+	assert_int_equal(weft__memstore_new(NULL, &st), WEFT_OK);
+	assert_int_equal(weft__authority_open(st, NULL, 1, &au), WEFT_OK);
+	weft__authority_set_clock(au, now, WEFT_MAX_DRIFT_MS);
+
+	/* Replica 7's clock is a day ahead; replica 9's is right. */
+	mkop_hlc(&fut, 7, 1, 1, "x", 1, WEFT_HLC_MAKE(now + day, 0));
+	assert_int_equal(weft__authority_stage(au, &fut.op, NULL), WEFT_OK);
+	/* 30 s ahead: within the drift, kept. */
+	mkop_hlc(&ok, 9, 1, 1, "y", 2, WEFT_HLC_MAKE(now + 30000, 0));
+	assert_int_equal(weft__authority_stage(au, &ok.op, NULL), WEFT_OK);
+	assert_int_equal(weft__authority_commit(au), WEFT_OK);
+	batch = weft__authority_batch(au, &n);
+	assert_int_equal(n, 2);
+	assert_true(batch[0].restamped);
+	assert_true(WEFT_HLC_MS(batch[0].op.hlc) >= now);
+	assert_true(WEFT_HLC_MS(batch[0].op.hlc) <= now + WEFT_MAX_DRIFT_MS);
+	assert_false(batch[1].restamped);
+	assert_int_equal(batch[1].op.hlc, WEFT_HLC_MAKE(now + 30000, 0));
+	/* The log holds the re-stamped op, so every replica sees that stamp. */
+	assert_int_equal(batch[0].op.seq, 1);
+	assert_int_equal(batch[0].op.replica, 7);
+
+	/* A causally later write by the correct replica wins over the
+	 * re-stamped one. */
+	weft__authority_set_clock(au, now + 5000, WEFT_MAX_DRIFT_MS);
+	/* Replica 9 has seen the first write: its stamp is above it. */
+	mkop_hlc(&later, 9, 1, 2, "x", 3, weft__authority_hlc(au) + 1);
+	assert_int_equal(weft__authority_stage(au, &later.op, NULL), WEFT_OK);
+	assert_int_equal(weft__authority_commit(au), WEFT_OK);
+	d = dump(au);
+	assert_string_equal(d, "{\"collection\":\"c\",\"doc\":{\"k\":3},\"id\":\"x\"}\n"
+	                       "{\"collection\":\"c\",\"doc\":{\"k\":2},\"id\":\"y\"}\n");
+	free(d);
+
+	/* The server's clock survives a reopen. */
+	hlc_after = weft__authority_hlc(au);
+	weft__authority_free(au);
+	assert_int_equal(weft__authority_open(st, NULL, 1, &au), WEFT_OK);
+	assert_int_equal(weft__authority_hlc(au), hlc_after);
+	weft__authority_free(au);
+	weft__store_close(st);
+}
+
 /* Fail each allocation of a stage+commit scenario in turn: every failure
  * is an error code (never a crash), and nothing leaks. */
 static void test_allocation_failures(void **state)
@@ -265,6 +330,7 @@ int main(void)
 	    cmocka_unit_test(test_commit_order_dedupe_cursor),
 	    cmocka_unit_test(test_crash_before_commit_loses_only_uncommitted),
 	    cmocka_unit_test(test_failed_commit_is_all_or_nothing),
+	    cmocka_unit_test(test_drift_restamp),
 	    cmocka_unit_test(test_allocation_failures),
 	};
 

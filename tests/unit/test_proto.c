@@ -135,11 +135,11 @@ static void test_golden_push(void **state)
 static void test_messages_roundtrip_and_refuse_garbage(void **state)
 {
 	struct weft_cursor c = {0xdeadbeefcafef00dULL, 12345}, c2;
-	struct weft_welcome w = {1, 1700000000000ULL, 1 << 24, 10000}, w2;
+	struct weft_welcome w = {1, 1700000000000ULL, 1 << 24, 10000, 5000}, w2;
 	struct mp_buf b;
-	struct mp_reader r;
-	uint32_t nf, inc;
-	uint64_t seq;
+	struct mp_reader r, rs;
+	struct weft_ack ack;
+	uint32_t nf;
 	int64_t code;
 	const char *msg;
 	size_t mlen;
@@ -153,6 +153,7 @@ static void test_messages_roundtrip_and_refuse_garbage(void **state)
 	assert_int_equal(weft__msg_welcome_read(&r, nf, &w2), WEFT_OK);
 	assert_int_equal(w2.max_push, 10000);
 	assert_int_equal(w2.server_time_ms, w.server_time_ms);
+	assert_int_equal(w2.max_drift_ms, 5000);
 
 	weft__mp_buf_reset(&b);
 	weft__msg_synced_write(&b, &c);
@@ -164,17 +165,46 @@ static void test_messages_roundtrip_and_refuse_garbage(void **state)
 	assert_int_equal(c2.pos, c.pos);
 
 	weft__mp_buf_reset(&b);
-	weft__msg_ack_write(&b, 3, 77);
+	weft__msg_ack_write(&b, 3, 77, 2);
+	weft__msg_restamp_write(&b, 3, 76, 999);
+	weft__msg_restamp_write(&b, 3, 77, 1000);
+	weft__msg_ack_states(&b, 1);
+	weft__msg_doc_state_write(&b, "todos", 5, "1", 1, "\x92\x01\xc0", 3);
 	weft__mp_reader_init(&r, b.data, b.len);
 	assert_int_equal(weft__msg_begin(&r, &type, &nf), WEFT_OK);
-	assert_int_equal(weft__msg_ack_read(&r, nf, &inc, &seq), WEFT_OK);
-	assert_int_equal(inc, 3);
-	assert_int_equal(seq, 77);
+	assert_int_equal(weft__msg_ack_read(&r, nf, &ack), WEFT_OK);
+	assert_int_equal(ack.incarnation, 3);
+	assert_int_equal(ack.seq, 77);
+	assert_int_equal(ack.nrestamps, 2);
+	assert_int_equal(ack.nstates, 1);
+	rs = ack.restamps;
+	{
+		uint32_t ri;
+		uint64_t rseq, rh;
+
+		assert_int_equal(weft__msg_restamp_read(&rs, &ri, &rseq, &rh), WEFT_OK);
+		assert_int_equal(rseq, 76);
+		assert_int_equal(rh, 999);
+		assert_int_equal(weft__msg_restamp_read(&rs, &ri, &rseq, &rh), WEFT_OK);
+		assert_int_equal(rh, 1000);
+		assert_int_equal(weft__mp_reader_left(&rs), 0);
+	}
+	{
+		const char *sc, *si;
+		size_t scl, sil, sl;
+		const void *st;
+
+		assert_int_equal(
+		    weft__msg_doc_state_read(&ack.states, &sc, &scl, &si, &sil, &st, &sl), WEFT_OK);
+		assert_int_equal(scl, 5);
+		assert_int_equal(sl, 3);
+		assert_int_equal(weft__mp_reader_left(&ack.states), 0);
+	}
 	/* Truncated ACK. */
 	for (size_t cut = 0; cut < b.len; cut++) {
 		weft__mp_reader_init(&r, b.data, cut);
 		assert_true(weft__msg_begin(&r, &type, &nf) != WEFT_OK ||
-		            weft__msg_ack_read(&r, nf, &inc, &seq) != WEFT_OK);
+		            weft__msg_ack_read(&r, nf, &ack) != WEFT_OK);
 	}
 
 	weft__mp_buf_reset(&b);
@@ -187,14 +217,16 @@ static void test_messages_roundtrip_and_refuse_garbage(void **state)
 
 	/* A later version's extra trailing field is skipped. */
 	weft__mp_buf_reset(&b);
-	weft__mp_write_array(&b, 4);
+	weft__mp_write_array(&b, 6);
 	weft__mp_write_uint(&b, WEFT_MSG_ACK);
 	weft__mp_write_uint(&b, 1);
 	weft__mp_write_uint(&b, 2);
+	weft__mp_write_array(&b, 0);
+	weft__mp_write_array(&b, 0);
 	weft__mp_write_cstr(&b, "future");
 	weft__mp_reader_init(&r, b.data, b.len);
 	assert_int_equal(weft__msg_begin(&r, &type, &nf), WEFT_OK);
-	assert_int_equal(weft__msg_ack_read(&r, nf, &inc, &seq), WEFT_OK);
+	assert_int_equal(weft__msg_ack_read(&r, nf, &ack), WEFT_OK);
 
 	/* Not messages at all. */
 	{
@@ -209,15 +241,17 @@ static void test_messages_roundtrip_and_refuse_garbage(void **state)
 	}
 	/* Incarnation 0 and over the op format's limit are refused. */
 	weft__mp_buf_reset(&b);
-	weft__msg_ack_write(&b, 0, 1);
+	weft__msg_ack_write(&b, 0, 1, 0);
+	weft__msg_ack_states(&b, 0);
 	weft__mp_reader_init(&r, b.data, b.len);
 	assert_int_equal(weft__msg_begin(&r, &type, &nf), WEFT_OK);
-	assert_int_equal(weft__msg_ack_read(&r, nf, &inc, &seq), WEFT_EPROTO);
+	assert_int_equal(weft__msg_ack_read(&r, nf, &ack), WEFT_EPROTO);
 	weft__mp_buf_reset(&b);
-	weft__msg_ack_write(&b, WEFT_MAX_INCARNATION + 1, 1);
+	weft__msg_ack_write(&b, WEFT_MAX_INCARNATION + 1, 1, 0);
+	weft__msg_ack_states(&b, 0);
 	weft__mp_reader_init(&r, b.data, b.len);
 	assert_int_equal(weft__msg_begin(&r, &type, &nf), WEFT_OK);
-	assert_int_equal(weft__msg_ack_read(&r, nf, &inc, &seq), WEFT_EPROTO);
+	assert_int_equal(weft__msg_ack_read(&r, nf, &ack), WEFT_EPROTO);
 	weft__mp_buf_free(&b);
 }
 
