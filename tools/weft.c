@@ -50,6 +50,7 @@ enum {
 	OPT_DATA = 1u << 4,
 	OPT_HASH = 1u << 5,
 	OPT_NO_FSYNC = 1u << 6,
+	OPT_MAX_DRIFT = 1u << 7,
 };
 
 struct optdef {
@@ -66,6 +67,7 @@ static const struct optdef optdefs[] = {
     {"data", OPT_DATA, true},
     {"hash", OPT_HASH, false},
     {"no-fsync", OPT_NO_FSYNC, false},
+    {"max-drift", OPT_MAX_DRIFT, true},
 };
 
 /* The parsed command line of one run. */
@@ -78,6 +80,7 @@ struct cli {
 	int wait_ms;              /* --wait in milliseconds */
 	const char *listen;       /* --listen */
 	const char *data;         /* --data */
+	const char *max_drift;    /* --max-drift, as given */
 	const char *pos[MAX_POS]; /* positional arguments */
 	int npos;                 /* number of them */
 };
@@ -104,11 +107,11 @@ static int cmd_dump(struct cli *c);
 static const struct command commands[] = {
     {
         .name = "serve",
-        .opts = OPT_LISTEN | OPT_DATA | OPT_NO_FSYNC,
+        .opts = OPT_LISTEN | OPT_DATA | OPT_NO_FSYNC | OPT_MAX_DRIFT,
         .required = 0,
         .min_pos = 0,
         .max_pos = 0,
-        .synopsis = "weft serve [--listen HOST:PORT] [--data DIR] [--no-fsync]",
+        .synopsis = "weft serve [--listen HOST:PORT] [--data DIR] [--no-fsync] [--max-drift S]",
         .help =
             "Runs the sync server until SIGINT or SIGTERM (then exits 0).\n"
             "\n"
@@ -120,6 +123,9 @@ static const struct command commands[] = {
             "                      without waiting for the disk. Faster, but acknowledged\n"
             "                      writes no longer survive a power loss or an OS crash\n"
             "                      (they still survive the server process being killed).\n"
+            "  --max-drift S       re-stamp ops whose clock is more than S seconds ahead of\n"
+            "                      the server's (default 60), so a replica with a clock\n"
+            "                      far in the future cannot win every conflict.\n"
             "\n"
             "Once listening, prints one line to stdout:\n"
             "  weft serve: listening on HOST:PORT\n",
@@ -408,6 +414,9 @@ static void opt_store(struct cli *c, unsigned bit, const char *value)
 	case OPT_DATA:
 		c->data = value;
 		break;
+	case OPT_MAX_DRIFT:
+		c->max_drift = value;
+		break;
 	default: /* flags: only their bit in c->seen */
 		break;
 	}
@@ -663,6 +672,15 @@ static int cmd_serve(struct cli *c)
 	o.port = port;
 	o.data_dir = c->data != NULL ? c->data : DEFAULT_DATA;
 	o.durable = (c->seen & OPT_NO_FSYNC) ? 0 : 1;
+	if (c->max_drift != NULL) {
+		int ms;
+
+		if (parse_wait(c->max_drift, &ms) != 0)
+			return usage_err(
+			    c, "--max-drift: '%s' is not a non-negative number of seconds",
+			    c->max_drift);
+		o.max_drift_ms = (uint64_t)ms;
+	}
 	o.on_listen = on_listen;
 	o.ctx = NULL;
 	rc = weft__serve(&o, errbuf, sizeof(errbuf));
