@@ -21,6 +21,7 @@
 #include "core/doc.h"
 #include "core/op.h"
 #include "client/json_in.h"
+#include "failalloc.h"
 
 /* An op built from JSON text: path as a JSON array, value as JSON. */
 struct top {
@@ -331,6 +332,70 @@ static void test_change_kinds_and_state_roundtrip(void **state)
 	top_free(&d);
 }
 
+/* Fail each allocation of applying a history and loading its state, in
+ * turn: every failure is WEFT_ENOMEM, nothing leaks, and re-applying the
+ * same ops afterwards (apply is idempotent) gives the full result. */
+static void test_allocation_failures(void **state)
+{
+	struct top ops[] = {
+	    mk(WEFT_OP_SET, R1, 5, "[]", "{\"a\":{\"b\":1,\"c\":[1,2]},\"k\":\"v\"}"),
+	    mk(WEFT_OP_REPLACE, R2, 6, "[\"a\"]", "{\"d\":{\"e\":null}}"),
+	    mk(WEFT_OP_DELETE, R1, 7, "[\"k\"]", NULL),
+	    mk(WEFT_OP_SET, R2, 8, "[\"x\",\"y\"]", "true"),
+	};
+	const int n = (int)(sizeof(ops) / sizeof(ops[0]));
+	int sites = 0;
+
+	(void)state;
+	for (long fail_at = 1;; fail_at++) {
+		struct failalloc fa;
+		struct weft_docset *ds = NULL, *back = NULL;
+		struct mp_buf enc;
+		struct weft_doc *d;
+		int rc = WEFT_OK;
+		char *v;
+
+		failalloc_init(&fa, fail_at, 0);
+		rc = weft__docset_new(&fa.a, &ds);
+		for (int i = 0; i < n && rc == WEFT_OK; i++)
+			rc = weft__docset_apply(ds, &ops[i].op, NULL, NULL);
+		if (rc == WEFT_OK) {
+			weft__mp_buf_init(&enc, NULL, 0);
+			d = weft__docset_find(ds, "c", 1, "d", 1);
+			weft__doc_encode(d, &enc);
+			rc = weft__docset_new(&fa.a, &back);
+			if (rc == WEFT_OK)
+				rc = weft__docset_load(back, "c", 1, "d", 1, enc.data, enc.len);
+			weft__mp_buf_free(&enc);
+		}
+		if (rc != WEFT_OK) {
+			assert_int_equal(rc, WEFT_ENOMEM);
+			if (ds) {
+				/* Idempotent: applying everything again completes it. */
+				fa.fail_at = 0;
+				for (int i = 0; i < n; i++)
+					assert_int_equal(
+					    weft__docset_apply(ds, &ops[i].op, NULL, NULL),
+					    WEFT_OK);
+				v = view(ds);
+				assert_string_equal(
+				    v, "{\"a\":{\"d\":{\"e\":null}},\"x\":{\"y\":true}}");
+				free(v);
+			}
+		}
+		weft__docset_free(back);
+		weft__docset_free(ds);
+		assert_int_equal(fa.live, 0);
+		if (fa.count < fail_at)
+			break;
+		sites++;
+	}
+	printf("allocation failure: %d allocation sites exercised\n", sites);
+	assert_true(sites > 10);
+	for (int i = 0; i < n; i++)
+		top_free(&ops[i]);
+}
+
 /* ---- the model test ---- */
 
 static uint64_t rng;
@@ -541,6 +606,30 @@ static void test_model_random_histories(void **state)
 				if (d)
 					weft__doc_encode(d, &enc[k]);
 			}
+			/* Save/load never changes which value wins: a docset
+			 * loaded from the saved state shows the same JSON and
+			 * saves the same bytes. */
+			if (enc[k].len) {
+				struct weft_docset *back;
+				struct weft_doc *bd;
+				struct mp_buf again;
+				char *bv;
+
+				assert_int_equal(weft__docset_new(NULL, &back), WEFT_OK);
+				assert_int_equal(weft__docset_load(back, "c", 1, "d", 1,
+				                                   enc[k].data, enc[k].len),
+				                 WEFT_OK);
+				bv = view(back);
+				assert_string_equal(bv, views[k]);
+				bd = weft__docset_find(back, "c", 1, "d", 1);
+				weft__mp_buf_init(&again, NULL, 0);
+				weft__doc_encode(bd, &again);
+				assert_int_equal(again.len, enc[k].len);
+				assert_memory_equal(again.data, enc[k].data, enc[k].len);
+				weft__mp_buf_free(&again);
+				free(bv);
+				weft__docset_free(back);
+			}
 		}
 		qsort(ops, (size_t)n, sizeof(ops[0]), stamp_order);
 		for (int i = 0; i < n; i++)
@@ -591,6 +680,7 @@ int main(void)
 	    cmocka_unit_test(test_delete_vs_update),
 	    cmocka_unit_test(test_replace_and_delete_path),
 	    cmocka_unit_test(test_change_kinds_and_state_roundtrip),
+	    cmocka_unit_test(test_allocation_failures),
 	    cmocka_unit_test(test_model_random_histories),
 	};
 
