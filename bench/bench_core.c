@@ -6,6 +6,8 @@
  *   local_get     weft_get_json by id (includes writing canonical JSON)
  *   remote_apply  docset apply of decoded remote ops (field ops/s)
  *   flush         weft_flush after the puts: the write-behind cost
+ *   memory        bytes a docset holds for 100,000 documents of 5 fields
+ *                 (counted by its allocator: payload + 16 B per block)
  *   sqlite_bare   bare SQLite batched inserts of the same op bytes, in
  *                 batches of 1,000, synchronous=FULL, measured in the same
  *                 run as the reference for durable write-behind
@@ -97,6 +99,64 @@ static void make_ops(struct ops *o, int n)
 			abort();
 		weft__mp_buf_free(&val);
 	}
+}
+
+struct counting {
+	struct weft_alloc a;
+	size_t bytes; /* live payload bytes + 16 per block (malloc overhead) */
+};
+
+static void *count_malloc(void *ctx, size_t n)
+{
+	struct counting *c = ctx;
+	size_t *p = malloc(n + sizeof(size_t));
+
+	if (!p)
+		return NULL;
+	*p = n;
+	c->bytes += n + 16;
+	return p + 1;
+}
+
+static void *count_realloc(void *ctx, void *old, size_t n)
+{
+	struct counting *c = ctx;
+	size_t *p = old ? (size_t *)old - 1 : NULL, before = p ? *p : 0;
+
+	p = realloc(p, n + sizeof(size_t));
+	if (!p)
+		return NULL;
+	*p = n;
+	c->bytes += n - before + (old ? 0 : 16);
+	return p + 1;
+}
+
+static void count_free(void *ctx, void *q)
+{
+	struct counting *c = ctx;
+	size_t *p = (size_t *)q - 1;
+
+	c->bytes -= *p + 16;
+	free(p);
+}
+
+/* Bytes held by a docset of n/10 documents after applying the n ops
+ * (each document's 5 fields written 10 times by 3 replicas). */
+static size_t bench_memory(struct ops *o, int n)
+{
+	struct counting c = {{count_malloc, count_realloc, count_free, NULL}, 0};
+	struct weft_docset *ds;
+	size_t bytes;
+
+	c.a.ctx = &c;
+	if (weft__docset_new(&c.a, &ds) != WEFT_OK)
+		abort();
+	for (int i = 0; i < n; i++)
+		if (weft__docset_apply(ds, &o->op[i], NULL, NULL) != WEFT_OK)
+			abort();
+	bytes = c.bytes;
+	weft__docset_free(ds);
+	return bytes;
 }
 
 static double bench_remote_apply(struct ops *o, int n)
@@ -207,6 +267,21 @@ int main(int argc, char **argv)
 	printf("{\"bench\":\"flush_after_puts\",\"n\":%d,\"ms\":%.1f}\n", n, median5(flush) * 1e3);
 	printf("{\"bench\":\"remote_apply\",\"n\":%d,\"field_ops_per_s\":%.0f}\n", n,
 	       5.0 * n / median5(apply));
+	{
+		struct ops m;
+		int docs = 100000;
+
+		make_ops(&m, docs * 10);
+		printf("{\"bench\":\"memory\",\"docs\":%d,\"fields\":5,\"bytes\":%zu,"
+		       "\"bytes_per_doc\":%.0f}\n",
+		       docs, bench_memory(&m, docs * 10),
+		       (double)bench_memory(&m, docs * 10) / docs);
+		for (int i = 0; i < docs * 10; i++)
+			free(m.raw[i]);
+		free(m.raw);
+		free(m.len);
+		free(m.op);
+	}
 	printf("{\"bench\":\"sqlite_bare_batched_insert\",\"n\":%d,\"rows_per_s\":%.0f}\n", n,
 	       n / median5(bare));
 	printf("{\"bench\":\"durable_write_behind\",\"n\":%d,\"ops_per_s\":%.0f,"
