@@ -127,6 +127,71 @@ WEFT_API int weft_put_json(weft_db *db, const char *collection, const char *id, 
 WEFT_API int weft_delete(weft_db *db, const char *collection, const char *id);
 
 /*
+ * Counters and sets (docs/DATA-MODEL.md, "Counters" and "Sets").
+ *
+ * `path` names a field of the document as dot-separated object keys: "a.b"
+ * is key "b" inside key "a". Inside a key, "\." is a literal dot and "\\"
+ * a literal backslash; no other escapes exist. The path must not be empty,
+ * nor any key in it. The document is created if needed, and every object on
+ * the way to the field is created too, as weft_put_json would.
+ *
+ * If the field does not show as a counter (for weft_incr) or a set (for
+ * weft_set_add / weft_set_remove) on this replica right now, the op
+ * replaces what is there, as a write of a new value would: older values,
+ * objects and other-type data at the path are gone. Concurrent ops that
+ * make the same path a counter (or a set) on two replicas keep each other's
+ * increments (elements).
+ *
+ * Each call applies to memory, queues one op for the oplog and sync, and
+ * returns without waiting for the disk, like weft_put_json. On error nothing
+ * changed. Calls on one handle come from one thread at a time (see the
+ * conventions above). All arguments are borrowed for the call only.
+ */
+
+/*
+ * Adds `delta` (may be negative) to the counter at `path` of document
+ * (collection, id). Concurrent increments all count; deleting, replacing or
+ * writing a value at the path (or above it) resets the counter to 0, and
+ * an increment made without having seen a reset (concurrent with it) is
+ * dropped, whichever is stamped later: the reset wins. The value reads as
+ * a JSON integer: the sum of the increments in two's complement int64.
+ *
+ * Errors: WEFT_EINVAL (NULL/empty collection, id or path, empty key, bad
+ * escape, bad UTF-8, read-only replica), WEFT_ETOOBIG (path over the
+ * limits, or this replica's total of increments or of decrements at the
+ * field since its last reset would pass 2^64 - 1 in this incarnation),
+ * WEFT_ENOMEM.
+ */
+WEFT_API int weft_incr(weft_db *db, const char *collection, const char *id, const char *path,
+                       int64_t delta);
+
+/*
+ * Adds the element `element_json` (NUL-terminated JSON text: a string, an
+ * integer, true, false or null; not a float, array or object) to the
+ * add-wins set at `path`. The set reads as a JSON array of its elements,
+ * each once, sorted by their canonical JSON text (bytewise). An add
+ * concurrent with a remove of the same element wins.
+ *
+ * Errors: WEFT_EINVAL (as weft_incr, or an element that is not one of the
+ * JSON values above), WEFT_ETOOBIG (path or element over the limits),
+ * WEFT_ENOMEM.
+ */
+WEFT_API int weft_set_add(weft_db *db, const char *collection, const char *id, const char *path,
+                          const char *element_json);
+
+/*
+ * Removes `element_json` (as in weft_set_add) from the set at `path`: every
+ * add of it this replica has seen is undone; adds it has not seen yet (made
+ * concurrently elsewhere) survive. Removing an absent element is not an
+ * error (the field still becomes a set, see above).
+ *
+ * Errors: as weft_set_add; WEFT_ETOOBIG also when the removal would list
+ * more adds than fit in one op (1 MiB).
+ */
+WEFT_API int weft_set_remove(weft_db *db, const char *collection, const char *id, const char *path,
+                             const char *element_json);
+
+/*
  * Writes the canonical JSON of the visible document into a new buffer.
  * On success *out is a NUL-terminated string the caller frees with
  * weft_free, and *out_len (if not NULL) its length.

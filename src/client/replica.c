@@ -114,14 +114,6 @@ void weft_free(void *p)
 	free(p);
 }
 
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* ---- open ---- */
 
 static int pend_push(weft_db *db, uint64_t key, const void *raw, size_t len)
@@ -207,6 +199,12 @@ static int open_meta(weft_db *db, const char *path, bool read_only)
 	if (rc != WEFT_OK && rc != WEFT_ENOTFOUND)
 		return open_err(rc, "%s: reading clock: %s", path, st->vt->errmsg(st));
 	weft__hlc_init(&db->hlc, v);
+
+	v = 0;
+	rc = weft__store_meta_get_u64(st, "clock_offset", &v);
+	if (rc != WEFT_OK && rc != WEFT_ENOTFOUND)
+		return open_err(rc, "%s: reading clock offset: %s", path, st->vt->errmsg(st));
+	db->clock_offset_ms = (int64_t)v;
 
 	weft__mp_buf_init(&b, db->alloc, 64);
 	rc = st->vt->meta_get(st, "cursor", &b);
@@ -436,7 +434,10 @@ static int local_op(weft_db *db, struct weft_op *op)
 	op->replica = db->replica;
 	op->incarnation = db->incarnation;
 	op->seq = db->seq + 1;
-	op->hlc = weft__hlc_now(&db->hlc, wall_ms());
+	/* Physical time is our wall clock corrected by the offset to the
+	 * server measured at the last handshake (client/adopt.c). */
+	op->hlc =
+	    weft__hlc_now(&db->hlc, (uint64_t)((int64_t)weft__wall_ms() + db->clock_offset_ms));
 
 	weft__mp_buf_init(&enc, db->alloc, 0);
 	weft__op_encode(&enc, op);
@@ -530,6 +531,162 @@ int weft_delete(weft_db *db, const char *collection, const char *id)
 	op.value = &nil;
 	op.value_len = 1;
 	return local_op(db, &op);
+}
+
+/* ---- counters and sets ---- */
+
+/*
+ * Parses `path` ("a.b", with "\." a literal dot and "\\" a backslash) into
+ * a MessagePack array of keys appended to out. Errors: WEFT_EINVAL (NULL
+ * or empty path, empty key, bad escape, bad UTF-8), WEFT_ETOOBIG (a key
+ * over WEFT_MAX_KEY bytes or more than WEFT_MAX_DEPTH keys), WEFT_ENOMEM.
+ */
+static int path_parse(weft_db *db, const char *path, struct mp_buf *out)
+{
+	size_t len, nkeys = 1, klen = 0;
+	char *key;
+	int rc = WEFT_OK;
+
+	if (!path || !*path)
+		return weft__db_err(db, WEFT_EINVAL, "path must not be empty");
+	len = strlen(path);
+	for (size_t i = 0; i < len; i++) {
+		if (path[i] == '\\') {
+			if (i + 1 == len || (path[i + 1] != '.' && path[i + 1] != '\\'))
+				return weft__db_err(db, WEFT_EINVAL,
+				                    "path: only \\. and \\\\ are escapes");
+			i++;
+		} else if (path[i] == '.') {
+			nkeys++;
+		}
+	}
+	if (nkeys > WEFT_MAX_DEPTH)
+		return weft__db_err(db, WEFT_ETOOBIG, "path deeper than %d keys", WEFT_MAX_DEPTH);
+	if (!(key = weft__malloc(db->alloc, len)))
+		return weft__db_err(db, WEFT_ENOMEM, "out of memory");
+	weft__mp_write_array(out, (uint32_t)nkeys);
+	for (size_t i = 0; i <= len; i++) {
+		if (i == len || path[i] == '.') {
+			if (klen == 0) {
+				rc = weft__db_err(db, WEFT_EINVAL, "path has an empty key");
+				break;
+			}
+			if (klen > WEFT_MAX_KEY) {
+				rc = weft__db_err(db, WEFT_ETOOBIG, "path key over %d bytes",
+				                  WEFT_MAX_KEY);
+				break;
+			}
+			if (!weft__utf8_valid(key, klen)) {
+				rc = weft__db_err(db, WEFT_EINVAL, "path is not valid UTF-8");
+				break;
+			}
+			weft__mp_write_str(out, key, klen);
+			klen = 0;
+		} else if (path[i] == '\\') {
+			key[klen++] = path[++i];
+		} else {
+			key[klen++] = path[i];
+		}
+	}
+	weft__free(db->alloc, key);
+	if (rc == WEFT_OK && out->err)
+		rc = weft__db_err(db, out->err, "out of memory");
+	return rc;
+}
+
+/* Parses a set element: one JSON string, integer, boolean or null, into
+ * its minimal MessagePack encoding. Errors: WEFT_EINVAL, WEFT_ENOMEM. */
+static int elem_parse(weft_db *db, const char *json, struct mp_buf *out)
+{
+	struct mp_reader r;
+	const uint8_t *raw;
+	size_t raw_len;
+	char err[256];
+	int rc;
+
+	if (!json)
+		return weft__db_err(db, WEFT_EINVAL, "element is required");
+	rc = weft__json_to_mp(json, strlen(json), 1, out, err, sizeof(err));
+	if (rc == WEFT_ENOMEM)
+		return weft__db_err(db, rc, "out of memory");
+	if (rc == WEFT_ETOOBIG && out->err == WEFT_ETOOBIG)
+		return weft__db_err(db, rc, "element larger than %d bytes", WEFT_MAX_VALUE);
+	if (rc != WEFT_OK)
+		return weft__db_err(db, WEFT_EINVAL, "element: %s", err);
+	weft__mp_reader_init(&r, out->data, out->len);
+	if (weft__op_elem_read(&r, &raw, &raw_len) != WEFT_OK || weft__mp_reader_left(&r) != 0)
+		return weft__db_err(db, WEFT_EINVAL,
+		                    "a set element is a JSON string, integer, boolean or null");
+	return WEFT_OK;
+}
+
+/* Builds the value of an INCR/SADD/SREM from the replica's own state and
+ * issues it through local_op, like every other write. */
+static int crdt_op(weft_db *db, const char *collection, const char *id, const char *path,
+                   enum weft_op_kind kind, int64_t delta, const char *element_json)
+{
+	struct weft_op op;
+	struct mp_buf pb, eb, vb;
+	size_t clen = 0, ilen = 0;
+	int rc;
+
+	if ((rc = check_key(db, collection, id, &clen, &ilen)) != WEFT_OK)
+		return rc;
+	weft__mp_buf_init(&pb, db->alloc, 0);
+	weft__mp_buf_init(&eb, db->alloc, WEFT_MAX_VALUE);
+	weft__mp_buf_init(&vb, db->alloc, WEFT_MAX_VALUE);
+	if ((rc = path_parse(db, path, &pb)) != WEFT_OK)
+		goto out_free;
+	if (kind != WEFT_OP_INCR && (rc = elem_parse(db, element_json, &eb)) != WEFT_OK)
+		goto out_free;
+	if (kind == WEFT_OP_INCR)
+		rc = weft__docset_incr_value(db->docs, collection, clen, id, ilen, pb.data, pb.len,
+		                             db->replica, db->incarnation, delta, &vb);
+	else if (kind == WEFT_OP_SADD)
+		rc = weft__docset_sadd_value(db->docs, collection, clen, id, ilen, pb.data, pb.len,
+		                             db->replica, db->incarnation, eb.data, eb.len, &vb);
+	else
+		rc = weft__docset_srem_value(db->docs, collection, clen, id, ilen, pb.data, pb.len,
+		                             eb.data, eb.len, &vb);
+	if (rc != WEFT_OK) {
+		weft__db_err(db, rc,
+		             rc == WEFT_ETOOBIG ? "counter total or set value over its limit"
+		                                : "out of memory");
+		goto out_free;
+	}
+	memset(&op, 0, sizeof(op));
+	op.kind = kind;
+	op.coll = collection;
+	op.coll_len = clen;
+	op.id = id;
+	op.id_len = ilen;
+	op.path = pb.data;
+	op.path_len = pb.len;
+	op.value = vb.data;
+	op.value_len = vb.len;
+	rc = local_op(db, &op);
+out_free:
+	weft__mp_buf_free(&pb);
+	weft__mp_buf_free(&eb);
+	weft__mp_buf_free(&vb);
+	return rc;
+}
+
+int weft_incr(weft_db *db, const char *collection, const char *id, const char *path, int64_t delta)
+{
+	return crdt_op(db, collection, id, path, WEFT_OP_INCR, delta, NULL);
+}
+
+int weft_set_add(weft_db *db, const char *collection, const char *id, const char *path,
+                 const char *element_json)
+{
+	return crdt_op(db, collection, id, path, WEFT_OP_SADD, 0, element_json);
+}
+
+int weft_set_remove(weft_db *db, const char *collection, const char *id, const char *path,
+                    const char *element_json)
+{
+	return crdt_op(db, collection, id, path, WEFT_OP_SREM, 0, element_json);
 }
 
 /* ---- remote changes (called by sync.c) ---- */

@@ -13,6 +13,25 @@
  *   n shows as a leaf   if leaf ok and (not obj ok or leaf > obj)
  *   n shows as an object if obj ok and not shown as a leaf
  *
+ * Counters and add-wins sets (docs/DATA-MODEL.md, "Counters", "Sets") live
+ * in an extension allocated only for nodes that received INCR/SADD/SREM ops
+ * (plain nodes pay one NULL pointer). Its parts merge by joins too:
+ *   ctr, ctr_claim, set, set_claim   stamps, by max;
+ *   counter entries                  (replica, incarnation, base) -> (P, N),
+ *                                    pointwise max;
+ *   set entries + causal context     a dot store: entries keyed by unique
+ *                                    dots, context by union; an entry
+ *                                    survives unless the other side saw its
+ *                                    dot without it.
+ * Each is a join-semilattice, so apply stays commutative, associative and
+ * idempotent. A claim (an op that makes the path its type) kills older
+ * data at the node except its own type's; a node shows as the live
+ * component (leaf, obj, counter, set) with the largest stamp, where
+ * liveness uses the thresholds of node_thr, which only grow. Entries that
+ * fall below a threshold are dead for good, so leaving them out of the
+ * encoding (and not storing them on insert) keeps it canonical: replicas
+ * that applied the same ops encode the same bytes.
+ *
  * Children of a node are kept sorted by key bytes (memcmp, then length),
  * which is also the canonical JSON key order, so writing JSON never sorts.
  */
@@ -34,6 +53,48 @@ struct node {
 	struct node **kids;      /* children sorted by key */
 	uint32_t nkids;          /* children in use */
 	uint32_t cap;            /* children allocated */
+	struct ext *ext;         /* counter/set state; NULL for plain nodes */
+};
+
+/* One replica incarnation's contribution to a counter since a reset. */
+struct ctr_entry {
+	uint64_t replica;       /* issuing replica */
+	uint32_t inc;           /* its incarnation */
+	struct weft_stamp base; /* counter threshold the issuer saw */
+	uint64_t p;             /* cumulative increments (max-merged) */
+	uint64_t n;             /* cumulative decrements (max-merged) */
+};
+
+/* One add of a set element: (element, dot, op stamp). */
+struct set_entry {
+	uint8_t *elem;           /* minimal MessagePack scalar */
+	uint32_t elem_len;       /* bytes of elem */
+	struct weft_dot dot;     /* identity of the add */
+	struct weft_stamp stamp; /* the SADD op's stamp */
+};
+
+/* The causal context of one actor: dots 1..max, plus `cloud` beyond. */
+struct cc_actor {
+	uint64_t replica;
+	uint32_t inc;
+	uint32_t ncloud; /* dots in cloud */
+	uint32_t cap;    /* cloud allocated */
+	uint64_t max;    /* every counter 1..max is seen */
+	uint64_t *cloud; /* sorted counters > max + 1 also seen */
+};
+
+/* Extension of a node that ever received INCR/SADD/SREM ops. */
+struct ext {
+	struct weft_stamp ctr;       /* max stamp of INCR ops */
+	struct weft_stamp ctr_claim; /* max stamp of claiming INCR ops */
+	struct weft_stamp set;       /* max stamp of SADD/SREM ops */
+	struct weft_stamp set_claim; /* max stamp of claiming SADD/SREM ops */
+	struct ctr_entry *ce;        /* sorted by (replica, inc, base) */
+	uint32_t nce, ce_cap;
+	struct set_entry *se; /* sorted by (elem bytes, dot) */
+	uint32_t nse, se_cap;
+	struct cc_actor *cc; /* sorted by (replica, inc) */
+	uint32_t ncc, cc_cap;
 };
 
 struct weft_doc {
@@ -53,27 +114,67 @@ struct weft_docset {
 	size_t count;
 };
 
-enum shown { SHOWN_ABSENT, SHOWN_LEAF, SHOWN_OBJECT };
+enum shown { SHOWN_ABSENT, SHOWN_LEAF, SHOWN_OBJECT, SHOWN_COUNTER, SHOWN_SET };
+
+static const struct weft_stamp zero_stamp;
 
 /* ---- stamps and visibility ---- */
 
-static enum shown node_shown(const struct node *n, struct weft_stamp ec_parent,
-                             struct weft_stamp *ec_out)
+/* The thresholds below which parts of a node are dead. */
+struct thr {
+	struct weft_stamp kids; /* leaf, obj and children: clears and claims */
+	struct weft_stamp ctr;  /* counter entries (base) and the ctr stamp */
+	struct weft_stamp set;  /* set entries (stamp) and the set stamp */
+};
+
+static void node_thr(const struct node *n, struct weft_stamp ec_parent, struct thr *t)
 {
 	struct weft_stamp ec = weft__stamp_max(ec_parent, n->clear);
-	bool leaf_ok = !weft__stamp_is_zero(n->leaf) && weft__stamp_cmp(n->leaf, ec) >= 0;
-	bool obj_ok = !weft__stamp_is_zero(n->obj) && weft__stamp_cmp(n->obj, ec) >= 0;
 
-	if (ec_out)
-		*ec_out = ec;
-	if (leaf_ok && (!obj_ok || weft__stamp_cmp(n->leaf, n->obj) > 0))
-		return SHOWN_LEAF;
-	if (obj_ok)
-		return SHOWN_OBJECT;
-	return SHOWN_ABSENT;
+	t->kids = t->ctr = t->set = ec;
+	if (n->ext) {
+		t->ctr = weft__stamp_max(ec, n->ext->set_claim);
+		t->set = weft__stamp_max(ec, n->ext->ctr_claim);
+		t->kids = weft__stamp_max(t->ctr, n->ext->ctr_claim);
+	}
 }
 
-static const struct weft_stamp zero_stamp;
+static bool live(struct weft_stamp s, struct weft_stamp thr)
+{
+	return !weft__stamp_is_zero(s) && weft__stamp_cmp(s, thr) >= 0;
+}
+
+/* What n shows as: the live component with the greatest stamp (an object
+ * wins a tie with a leaf, as in format 1; other ties cannot happen between
+ * distinct ops). *t (may be NULL) receives the thresholds; t->kids is the
+ * effective clear its children inherit. */
+static enum shown node_shown(const struct node *n, struct weft_stamp ec_parent, struct thr *t)
+{
+	struct thr th;
+	enum shown best = SHOWN_ABSENT;
+	struct weft_stamp bs = zero_stamp;
+
+	node_thr(n, ec_parent, &th);
+	if (t)
+		*t = th;
+	if (live(n->obj, th.kids)) {
+		best = SHOWN_OBJECT;
+		bs = n->obj;
+	}
+	if (live(n->leaf, th.kids) && (best == SHOWN_ABSENT || weft__stamp_cmp(n->leaf, bs) > 0)) {
+		best = SHOWN_LEAF;
+		bs = n->leaf;
+	}
+	if (n->ext && live(n->ext->ctr, th.ctr) &&
+	    (best == SHOWN_ABSENT || weft__stamp_cmp(n->ext->ctr, bs) > 0)) {
+		best = SHOWN_COUNTER;
+		bs = n->ext->ctr;
+	}
+	if (n->ext && live(n->ext->set, th.set) &&
+	    (best == SHOWN_ABSENT || weft__stamp_cmp(n->ext->set, bs) > 0))
+		best = SHOWN_SET;
+	return best;
+}
 
 bool weft__doc_visible(const struct weft_doc *d)
 {
@@ -91,8 +192,23 @@ static int key_cmp(const char *a, size_t alen, const char *b, size_t blen)
 	return alen < blen ? -1 : alen > blen;
 }
 
+static void ext_free(const struct weft_alloc *a, struct ext *x)
+{
+	if (!x)
+		return;
+	for (uint32_t i = 0; i < x->nse; i++)
+		weft__free(a, x->se[i].elem);
+	for (uint32_t i = 0; i < x->ncc; i++)
+		weft__free(a, x->cc[i].cloud);
+	weft__free(a, x->se);
+	weft__free(a, x->ce);
+	weft__free(a, x->cc);
+	weft__free(a, x);
+}
+
 static void node_free_contents(const struct weft_alloc *a, struct node *n)
 {
+	ext_free(a, n->ext);
 	for (uint32_t i = 0; i < n->nkids; i++) {
 		node_free_contents(a, n->kids[i]);
 		weft__free(a, n->kids[i]);
@@ -225,6 +341,391 @@ static int node_set_value(const struct weft_alloc *a, struct node *n, struct mp_
 			return rc;
 	}
 	return WEFT_OK;
+}
+
+/* ---- counters and sets ---- */
+
+static void write_stamp(struct mp_buf *out, struct weft_stamp s)
+{
+	weft__mp_write_uint(out, s.hlc);
+	weft__mp_write_uint(out, s.replica);
+}
+
+/* Makes room for `need` elements in *arr (cap *cap). */
+static int grow(const struct weft_alloc *a, void **arr, uint32_t *cap, uint32_t need, size_t size)
+{
+	uint32_t c = *cap ? *cap : 2;
+	void *p;
+
+	if (need <= *cap)
+		return WEFT_OK;
+	while (c < need)
+		c = c > UINT32_MAX / 2 ? need : c * 2;
+	p = weft__realloc(a, *arr, (size_t)c * size);
+	if (!p)
+		return WEFT_ENOMEM;
+	*arr = p;
+	*cap = c;
+	return WEFT_OK;
+}
+
+static int ext_get(const struct weft_alloc *a, struct node *n, struct ext **out)
+{
+	if (!n->ext && !(n->ext = weft__zalloc(a, sizeof(*n->ext))))
+		return WEFT_ENOMEM;
+	*out = n->ext;
+	return WEFT_OK;
+}
+
+static int ce_cmp(const struct ctr_entry *e, uint64_t replica, uint32_t inc, struct weft_stamp base)
+{
+	if (e->replica != replica)
+		return e->replica < replica ? -1 : 1;
+	if (e->inc != inc)
+		return e->inc < inc ? -1 : 1;
+	return weft__stamp_cmp(e->base, base);
+}
+
+static uint32_t ce_search(const struct ext *x, uint64_t replica, uint32_t inc,
+                          struct weft_stamp base, bool *found)
+{
+	uint32_t lo = 0, hi = x->nce;
+
+	*found = false;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		int c = ce_cmp(&x->ce[mid], replica, inc, base);
+
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* INCR: the entry (replica, incarnation, base) takes the max of each
+ * total; the stamps grow by max. Allocates before changing anything. */
+static int apply_incr(const struct weft_alloc *a, struct node *n, const struct weft_op *op,
+                      struct weft_stamp s, bool *changed)
+{
+	struct weft_incr v;
+	struct ext *x;
+	struct ctr_entry *e;
+	uint32_t i;
+	bool found;
+	int rc;
+
+	if (weft__op_incr_parse(op->value, op->value_len, &v) != WEFT_OK)
+		return WEFT_EPROTO;
+	if ((rc = ext_get(a, n, &x)) != WEFT_OK)
+		return rc;
+	i = ce_search(x, op->replica, op->incarnation, v.base, &found);
+	if (!found) {
+		if ((rc = grow(a, (void **)&x->ce, &x->ce_cap, x->nce + 1, sizeof(*x->ce))) !=
+		    WEFT_OK)
+			return rc;
+		memmove(x->ce + i + 1, x->ce + i, (x->nce - i) * sizeof(*x->ce));
+		x->nce++;
+		x->ce[i] = (struct ctr_entry){
+		    .replica = op->replica, .inc = op->incarnation, .base = v.base};
+		*changed = true;
+	}
+	e = &x->ce[i];
+	if (v.p > e->p) {
+		e->p = v.p;
+		*changed = true;
+	}
+	if (v.n > e->n) {
+		e->n = v.n;
+		*changed = true;
+	}
+	bump(&x->ctr, s, changed);
+	if (v.claim)
+		bump(&x->ctr_claim, s, changed);
+	return WEFT_OK;
+}
+
+static int actor_cmp(uint64_t ar, uint32_t ai, uint64_t br, uint32_t bi)
+{
+	if (ar != br)
+		return ar < br ? -1 : 1;
+	return ai < bi ? -1 : ai > bi;
+}
+
+static uint32_t cc_search(const struct ext *x, uint64_t replica, uint32_t inc, bool *found)
+{
+	uint32_t lo = 0, hi = x->ncc;
+
+	*found = false;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		int c = actor_cmp(x->cc[mid].replica, x->cc[mid].inc, replica, inc);
+
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Index in the actor's cloud where ctr is or would go. */
+static uint32_t cloud_search(const struct cc_actor *c, uint64_t ctr, bool *found)
+{
+	uint32_t lo = 0, hi = c->ncloud;
+
+	*found = false;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (c->cloud[mid] == ctr) {
+			*found = true;
+			return mid;
+		}
+		if (c->cloud[mid] < ctr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static bool cc_has(const struct ext *x, const struct weft_dot *d)
+{
+	bool found;
+	uint32_t i = cc_search(x, d->replica, d->inc, &found);
+
+	if (!found)
+		return false;
+	if (d->ctr <= x->cc[i].max)
+		return true;
+	cloud_search(&x->cc[i], d->ctr, &found);
+	return found;
+}
+
+/* Adds a dot to the causal context, keeping it compressed: a counter
+ * max + 1 extends max and absorbs the cloud's contiguous prefix. On
+ * WEFT_ENOMEM the context is unchanged, or holds a new empty actor (which
+ * means nothing and is never encoded). */
+static int cc_add(const struct weft_alloc *a, struct ext *x, const struct weft_dot *d,
+                  bool *changed)
+{
+	struct cc_actor *c;
+	uint32_t i, k, j;
+	bool found;
+	int rc;
+
+	i = cc_search(x, d->replica, d->inc, &found);
+	if (!found) {
+		if ((rc = grow(a, (void **)&x->cc, &x->cc_cap, x->ncc + 1, sizeof(*x->cc))) !=
+		    WEFT_OK)
+			return rc;
+		memmove(x->cc + i + 1, x->cc + i, (x->ncc - i) * sizeof(*x->cc));
+		x->ncc++;
+		x->cc[i] = (struct cc_actor){.replica = d->replica, .inc = d->inc};
+	}
+	c = &x->cc[i];
+	if (d->ctr <= c->max)
+		return WEFT_OK;
+	k = cloud_search(c, d->ctr, &found);
+	if (found)
+		return WEFT_OK;
+	*changed = true;
+	if (d->ctr != c->max + 1) {
+		if ((rc = grow(a, (void **)&c->cloud, &c->cap, c->ncloud + 1, sizeof(*c->cloud))) !=
+		    WEFT_OK)
+			return rc;
+		memmove(c->cloud + k + 1, c->cloud + k, (c->ncloud - k) * sizeof(*c->cloud));
+		c->cloud[k] = d->ctr;
+		c->ncloud++;
+		return WEFT_OK;
+	}
+	c->max++;
+	for (j = 0; j < c->ncloud && c->cloud[j] == c->max + 1; j++)
+		c->max++;
+	if (j > 0) {
+		memmove(c->cloud, c->cloud + j, (c->ncloud - j) * sizeof(*c->cloud));
+		c->ncloud -= j;
+	}
+	return WEFT_OK;
+}
+
+static int se_cmp(const struct set_entry *e, const uint8_t *elem, size_t len,
+                  const struct weft_dot *d)
+{
+	int c = key_cmp((const char *)e->elem, e->elem_len, (const char *)elem, len);
+
+	return c ? c : weft__dot_cmp(&e->dot, d);
+}
+
+static uint32_t se_search(const struct ext *x, const uint8_t *elem, size_t len,
+                          const struct weft_dot *d, bool *found)
+{
+	uint32_t lo = 0, hi = x->nse;
+
+	*found = false;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		int c = se_cmp(&x->se[mid], elem, len, d);
+
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* SADD: the delta {(elem, dot, stamp)} with context {dot}. The entry is
+ * added unless the dot is already in the context (then it is either here
+ * already or was removed); an entry already dead by the thresholds (its
+ * stamp below t_set) is not stored, only its dot. The entry goes in before
+ * the dot, so an op cut short by WEFT_ENOMEM is completed by re-applying. */
+static int apply_sadd(const struct weft_alloc *a, struct node *n, const struct weft_op *op,
+                      struct weft_stamp s, struct weft_stamp ec_parent, bool *changed)
+{
+	struct weft_setop v;
+	struct weft_dot d;
+	struct thr t;
+	struct ext *x;
+	int rc;
+
+	if (weft__op_set_parse(op->kind, op->value, op->value_len, &v) != WEFT_OK)
+		return WEFT_EPROTO;
+	if ((rc = ext_get(a, n, &x)) != WEFT_OK)
+		return rc;
+	d = (struct weft_dot){.replica = op->replica, .inc = op->incarnation, .ctr = v.ctr};
+	/* The claim takes part in the threshold of this very entry: a set claim
+	 * never kills set entries, so computing t before it is the same. */
+	node_thr(n, ec_parent, &t);
+	if (!cc_has(x, &d) && weft__stamp_cmp(s, t.set) >= 0) {
+		bool found;
+		uint32_t i = se_search(x, v.elem, v.elem_len, &d, &found);
+
+		if (!found) {
+			uint8_t *copy;
+
+			if ((rc = grow(a, (void **)&x->se, &x->se_cap, x->nse + 1,
+			               sizeof(*x->se))) != WEFT_OK)
+				return rc;
+			if (!(copy = weft__malloc(a, v.elem_len)))
+				return WEFT_ENOMEM;
+			memcpy(copy, v.elem, v.elem_len);
+			memmove(x->se + i + 1, x->se + i, (x->nse - i) * sizeof(*x->se));
+			x->nse++;
+			x->se[i] = (struct set_entry){
+			    .elem = copy, .elem_len = (uint32_t)v.elem_len, .dot = d, .stamp = s};
+			*changed = true;
+		}
+	}
+	if ((rc = cc_add(a, x, &d, changed)) != WEFT_OK)
+		return rc;
+	bump(&x->set, s, changed);
+	if (v.claim)
+		bump(&x->set_claim, s, changed);
+	return WEFT_OK;
+}
+
+static bool dots_have(const struct weft_dot *dots, uint32_t n, const struct weft_dot *want)
+{
+	uint32_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		int c = weft__dot_cmp(&dots[mid], want);
+
+		if (c == 0)
+			return true;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+/* SREM: no entries, context = the listed dots. Entries whose dot is listed
+ * go (whatever their element), then the dots join the context. */
+static int apply_srem(const struct weft_alloc *a, struct node *n, const struct weft_op *op,
+                      struct weft_stamp s, bool *changed)
+{
+	struct weft_setop v;
+	struct weft_dot *dots = NULL;
+	struct mp_reader r;
+	struct ext *x;
+	uint32_t k = 0;
+	int rc;
+
+	if (weft__op_set_parse(op->kind, op->value, op->value_len, &v) != WEFT_OK)
+		return WEFT_EPROTO;
+	if ((rc = ext_get(a, n, &x)) != WEFT_OK)
+		return rc;
+	/* The listed dots, decoded for binary search (the op's bytes bound
+	 * their number). Removing first and adding dots after leaves an op cut
+	 * short by WEFT_ENOMEM in a state that re-applying completes. */
+	if (v.ndots > 0 && !(dots = weft__malloc(a, (size_t)v.ndots * sizeof(*dots))))
+		return WEFT_ENOMEM;
+	weft__mp_reader_init(&r, v.dots, v.dots_len);
+	for (uint32_t i = 0; i < v.ndots; i++)
+		if (weft__op_dot_read(&r, &dots[i]) != WEFT_OK) {
+			rc = WEFT_EPROTO;
+			goto out_free_dots;
+		}
+	for (uint32_t i = 0; i < x->nse; i++) {
+		if (v.ndots > 0 && dots_have(dots, v.ndots, &x->se[i].dot)) {
+			weft__free(a, x->se[i].elem);
+			*changed = true;
+		} else {
+			x->se[k++] = x->se[i];
+		}
+	}
+	x->nse = k;
+	for (uint32_t i = 0; i < v.ndots; i++)
+		if ((rc = cc_add(a, x, &dots[i], changed)) != WEFT_OK)
+			goto out_free_dots;
+	bump(&x->set, s, changed);
+	if (v.claim)
+		bump(&x->set_claim, s, changed);
+out_free_dots:
+	weft__free(a, dots);
+	return rc;
+}
+
+/* Drops the entries of n that are dead by its thresholds (which only grow,
+ * so they are dead for good; their dots stay in the context). Called on the
+ * node an op targets; the encoding leaves out the others. */
+static void ext_prune(const struct weft_alloc *a, struct node *n, struct weft_stamp ec_parent)
+{
+	struct ext *x = n->ext;
+	struct thr t;
+	uint32_t k = 0;
+
+	node_thr(n, ec_parent, &t);
+	for (uint32_t i = 0; i < x->nce; i++)
+		if (weft__stamp_cmp(x->ce[i].base, t.ctr) >= 0)
+			x->ce[k++] = x->ce[i];
+	x->nce = k;
+	k = 0;
+	for (uint32_t i = 0; i < x->nse; i++) {
+		if (weft__stamp_cmp(x->se[i].stamp, t.set) >= 0)
+			x->se[k++] = x->se[i];
+		else
+			weft__free(a, x->se[i].elem);
+	}
+	x->nse = k;
 }
 
 /* ---- the docset's hash table ---- */
@@ -367,6 +868,7 @@ int weft__docset_apply(struct weft_docset *ds, const struct weft_op *op,
 	struct weft_doc *d;
 	struct node *n;
 	struct mp_reader r;
+	struct weft_stamp ec = zero_stamp;
 	uint32_t plen;
 	bool was, changed = false;
 	int rc;
@@ -389,8 +891,12 @@ int weft__docset_apply(struct weft_docset *ds, const struct weft_op *op,
 		const char *k;
 		size_t klen;
 
+		struct thr t;
+
 		if (op->kind != WEFT_OP_DELETE)
 			bump(&n->obj, s, &changed);
+		node_thr(n, ec, &t);
+		ec = t.kids;
 		if ((rc = weft__mp_read_str(&r, &k, &klen)) != WEFT_OK)
 			return rc;
 		if ((rc = kid_get(a, n, k, klen, &n)) != WEFT_OK)
@@ -409,9 +915,25 @@ int weft__docset_apply(struct weft_docset *ds, const struct weft_op *op,
 		if ((rc = node_set_value(a, n, &r, s, &changed)) != WEFT_OK)
 			return rc;
 		break;
+	case WEFT_OP_INCR:
+	case WEFT_OP_SADD:
+	case WEFT_OP_SREM:
+		if (plen == 0)
+			return WEFT_EPROTO;
+		if (op->kind == WEFT_OP_INCR)
+			rc = apply_incr(a, n, op, s, &changed);
+		else if (op->kind == WEFT_OP_SADD)
+			rc = apply_sadd(a, n, op, s, ec, &changed);
+		else
+			rc = apply_srem(a, n, op, s, &changed);
+		if (rc != WEFT_OK)
+			return rc;
+		break;
 	default:
 		return WEFT_EPROTO;
 	}
+	if (n->ext)
+		ext_prune(a, n, ec);
 
 	if (change) {
 		bool now = weft__doc_visible(d);
@@ -428,6 +950,157 @@ int weft__docset_apply(struct weft_docset *ds, const struct weft_op *op,
 	if (doc_out)
 		*doc_out = d;
 	return WEFT_OK;
+}
+
+/* ---- building CRDT ops from a replica's own state ---- */
+
+/* The node at `path` (a MessagePack array of keys) of document (coll, id),
+ * read-only: NULL when it does not exist yet. *t receives its thresholds
+ * (those of an empty node under the deepest existing ancestor when it does
+ * not exist) and *ec_parent the effective clear it inherits. */
+static const struct node *node_lookup(struct weft_docset *ds, const char *coll, size_t coll_len,
+                                      const char *id, size_t id_len, const uint8_t *path,
+                                      size_t path_len, struct thr *t, struct weft_stamp *ec_parent)
+{
+	const struct weft_doc *d = weft__docset_find(ds, coll, coll_len, id, id_len);
+	const struct node *n = d ? &d->root : NULL;
+	struct weft_stamp ec = zero_stamp;
+	struct mp_reader r;
+	uint32_t plen = 0;
+
+	weft__mp_reader_init(&r, path, path_len);
+	if (weft__mp_read_array(&r, &plen) != WEFT_OK)
+		plen = 0;
+	for (uint32_t i = 0; i < plen && n; i++) {
+		const char *k;
+		size_t klen;
+		bool found;
+		uint32_t j;
+
+		node_thr(n, ec, t);
+		ec = t->kids;
+		if (weft__mp_read_str(&r, &k, &klen) != WEFT_OK) {
+			n = NULL;
+			break;
+		}
+		j = kid_search(n, k, klen, &found);
+		n = found ? n->kids[j] : NULL;
+	}
+	*ec_parent = ec;
+	if (n)
+		node_thr(n, ec, t);
+	else
+		t->kids = t->ctr = t->set = ec;
+	return n;
+}
+
+int weft__docset_incr_value(struct weft_docset *ds, const char *coll, size_t coll_len,
+                            const char *id, size_t id_len, const uint8_t *path, size_t path_len,
+                            uint64_t replica, uint32_t inc, int64_t delta, struct mp_buf *out)
+{
+	struct weft_stamp ec;
+	struct thr t;
+	const struct node *n = node_lookup(ds, coll, coll_len, id, id_len, path, path_len, &t, &ec);
+	uint64_t p = 0, m = 0;
+	bool claim = !n || node_shown(n, ec, NULL) != SHOWN_COUNTER;
+
+	if (n && n->ext) {
+		bool found;
+		uint32_t i = ce_search(n->ext, replica, inc, t.ctr, &found);
+
+		if (found) {
+			p = n->ext->ce[i].p;
+			m = n->ext->ce[i].n;
+		}
+	}
+	/* Totals never wrap: max-merging them relies on their only growing. */
+	if (delta >= 0) {
+		if (p + (uint64_t)delta < p)
+			return WEFT_ETOOBIG;
+		p += (uint64_t)delta;
+	} else {
+		uint64_t mag = (uint64_t)(-(delta + 1)) + 1;
+
+		if (m + mag < m)
+			return WEFT_ETOOBIG;
+		m += mag;
+	}
+	weft__mp_write_array(out, 6);
+	weft__mp_write_int(out, delta);
+	weft__mp_write_uint(out, p);
+	weft__mp_write_uint(out, m);
+	write_stamp(out, t.ctr);
+	weft__mp_write_bool(out, claim);
+	return out->err;
+}
+
+int weft__docset_sadd_value(struct weft_docset *ds, const char *coll, size_t coll_len,
+                            const char *id, size_t id_len, const uint8_t *path, size_t path_len,
+                            uint64_t replica, uint32_t inc, const uint8_t *elem, size_t elem_len,
+                            struct mp_buf *out)
+{
+	struct weft_stamp ec;
+	struct thr t;
+	const struct node *n = node_lookup(ds, coll, coll_len, id, id_len, path, path_len, &t, &ec);
+	bool claim = !n || node_shown(n, ec, NULL) != SHOWN_SET;
+	uint64_t next = 1;
+
+	if (n && n->ext) {
+		bool found;
+		uint32_t i = cc_search(n->ext, replica, inc, &found);
+
+		if (found) {
+			const struct cc_actor *c = &n->ext->cc[i];
+
+			next = (c->ncloud ? c->cloud[c->ncloud - 1] : c->max) + 1;
+		}
+	}
+	if (next == 0)
+		return WEFT_ETOOBIG;
+	weft__mp_write_array(out, 3);
+	weft__mp_write_raw(out, elem, elem_len);
+	weft__mp_write_uint(out, next);
+	weft__mp_write_bool(out, claim);
+	return out->err;
+}
+
+int weft__docset_srem_value(struct weft_docset *ds, const char *coll, size_t coll_len,
+                            const char *id, size_t id_len, const uint8_t *path, size_t path_len,
+                            const uint8_t *elem, size_t elem_len, struct mp_buf *out)
+{
+	struct weft_stamp ec;
+	struct thr t;
+	const struct node *n = node_lookup(ds, coll, coll_len, id, id_len, path, path_len, &t, &ec);
+	bool claim = !n || node_shown(n, ec, NULL) != SHOWN_SET;
+	uint32_t lo = 0, hi = 0, k = 0;
+
+	if (n && n->ext) {
+		const struct ext *x = n->ext;
+		struct weft_dot first = {0, 0, 0};
+		bool found;
+
+		/* Entries of one element are contiguous and sorted by dot. */
+		lo = se_search(x, elem, elem_len, &first, &found);
+		for (hi = lo; hi < x->nse && x->se[hi].elem_len == elem_len &&
+		              memcmp(x->se[hi].elem, elem, elem_len) == 0;
+		     hi++)
+			k += weft__stamp_cmp(x->se[hi].stamp, t.set) >= 0;
+	}
+	weft__mp_write_array(out, 3);
+	weft__mp_write_raw(out, elem, elem_len);
+	weft__mp_write_array(out, k);
+	for (uint32_t i = lo; i < hi; i++) {
+		const struct set_entry *e = &n->ext->se[i];
+
+		if (weft__stamp_cmp(e->stamp, t.set) < 0)
+			continue;
+		weft__mp_write_array(out, 3);
+		weft__mp_write_uint(out, e->dot.replica);
+		weft__mp_write_uint(out, e->dot.inc);
+		weft__mp_write_uint(out, e->dot.ctr);
+	}
+	weft__mp_write_bool(out, claim);
+	return out->err;
 }
 
 /* ---- listing ---- */
@@ -473,10 +1146,88 @@ void weft__doc_key(const struct weft_doc *d, const char **coll, size_t *coll_len
 
 /* ---- canonical JSON ---- */
 
+/* The counter's value: the sum of P - N over the entries whose base is at
+ * or above the threshold, in uint64 (wrapping), read as two's complement. */
+static int64_t ctr_value(const struct ext *x, struct weft_stamp thr)
+{
+	uint64_t sum = 0;
+
+	for (uint32_t i = 0; i < x->nce; i++)
+		if (weft__stamp_cmp(x->ce[i].base, thr) >= 0)
+			sum += x->ce[i].p - x->ce[i].n;
+	/* Portable uint64 -> int64 two's complement. */
+	return sum <= INT64_MAX ? (int64_t)sum : -(int64_t)(~sum) - 1;
+}
+
+struct span {
+	size_t off, len;
+	const uint8_t *base; /* set before sorting */
+};
+
+static int span_cmp(const void *pa, const void *pb)
+{
+	const struct span *a = pa, *b = pb;
+
+	return key_cmp((const char *)a->base + a->off, a->len, (const char *)b->base + b->off,
+	               b->len);
+}
+
+/* The set as a JSON array of its live elements, each once, sorted by their
+ * canonical JSON text (bytewise). */
+static int set_write_json(const struct ext *x, struct weft_stamp thr, struct mp_buf *out)
+{
+	const struct weft_alloc *a = out->alloc;
+	const struct set_entry *last = NULL;
+	struct mp_buf tmp;
+	struct span *sp = NULL;
+	uint32_t n = 0;
+	int rc = WEFT_OK;
+
+	weft__mp_buf_init(&tmp, a, 0);
+	if (x->nse && !(sp = weft__malloc(a, x->nse * sizeof(*sp)))) {
+		rc = WEFT_ENOMEM;
+		goto out_free;
+	}
+	for (uint32_t i = 0; i < x->nse; i++) {
+		const struct set_entry *e = &x->se[i];
+		struct mp_reader r;
+
+		if (weft__stamp_cmp(e->stamp, thr) < 0)
+			continue;
+		/* Entries are sorted by element: skip repeats of one element. */
+		if (last && last->elem_len == e->elem_len &&
+		    memcmp(last->elem, e->elem, e->elem_len) == 0)
+			continue;
+		last = e;
+		sp[n].off = tmp.len;
+		weft__mp_reader_init(&r, e->elem, e->elem_len);
+		if ((rc = weft__json_write_mp(&tmp, &r)) != WEFT_OK)
+			goto out_free;
+		sp[n].len = tmp.len - sp[n].off;
+		n++;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		sp[i].base = tmp.data;
+	if (n > 1)
+		qsort(sp, n, sizeof(*sp), span_cmp);
+	weft__mp_write_raw(out, "[", 1);
+	for (uint32_t i = 0; i < n; i++) {
+		if (i > 0)
+			weft__mp_write_raw(out, ",", 1);
+		weft__mp_write_raw(out, tmp.data + sp[i].off, sp[i].len);
+	}
+	weft__mp_write_raw(out, "]", 1);
+	rc = out->err;
+out_free:
+	weft__free(a, sp);
+	weft__mp_buf_free(&tmp);
+	return rc;
+}
+
 static int node_write_json(const struct node *n, struct weft_stamp ec_parent, struct mp_buf *out)
 {
-	struct weft_stamp ec;
-	enum shown sh = node_shown(n, ec_parent, &ec);
+	struct thr t;
+	enum shown sh = node_shown(n, ec_parent, &t);
 	bool first = true;
 	int rc;
 
@@ -486,18 +1237,24 @@ static int node_write_json(const struct node *n, struct weft_stamp ec_parent, st
 		weft__mp_reader_init(&r, n->val, n->val_len);
 		return weft__json_write_mp(out, &r);
 	}
+	if (sh == SHOWN_COUNTER) {
+		weft__json_write_int(out, ctr_value(n->ext, t.ctr));
+		return out->err;
+	}
+	if (sh == SHOWN_SET)
+		return set_write_json(n->ext, t.set, out);
 	weft__mp_write_raw(out, "{", 1);
 	for (uint32_t i = 0; i < n->nkids; i++) {
 		const struct node *k = n->kids[i];
 
-		if (node_shown(k, ec, NULL) == SHOWN_ABSENT)
+		if (node_shown(k, t.kids, NULL) == SHOWN_ABSENT)
 			continue;
 		if (!first)
 			weft__mp_write_raw(out, ",", 1);
 		first = false;
 		weft__json_write_str(out, k->key, k->key_len);
 		weft__mp_write_raw(out, ":", 1);
-		if ((rc = node_write_json(k, ec, out)) != WEFT_OK)
+		if ((rc = node_write_json(k, t.kids, out)) != WEFT_OK)
 			return rc;
 	}
 	weft__mp_write_raw(out, "}", 1);
@@ -541,13 +1298,92 @@ int weft__docset_dump(struct weft_docset *ds, struct mp_buf *out)
 
 /* ---- state encoding ----
  * node = [key|nil, leaf_hlc, leaf_replica, value|nil, obj_hlc, obj_replica,
- *         clear_hlc, clear_replica, [node...]]
- * Format version 1 is the first element of the document state:
- * state = [1, root node]. */
+ *         clear_hlc, clear_replica, [node...]]            (9 elements)
+ *      | the same 9 followed by ext                       (10 elements)
+ * ext  = [ctr_hlc, ctr_replica, ctr_claim_hlc, ctr_claim_replica,
+ *         set_hlc, set_replica, set_claim_hlc, set_claim_replica,
+ *         [[replica, incarnation, max, [counter...]]...],      causal context
+ *         [[replica, incarnation, base_hlc, base_replica, p, n]...],  counter
+ *         [[element, replica, incarnation, counter, hlc, replica]...]] set
+ * state = [2, root node]. Format 1 (no ext, ever) still loads.
+ *
+ * The encoding is canonical: every list is sorted and free of repeats, the
+ * context is compacted, empty actors are left out, and entries already
+ * dead by the thresholds (which only grow) are left out, so replicas that
+ * applied the same ops write the same bytes whatever their order. */
 
-static void node_encode(const struct node *n, struct mp_buf *out)
+static bool ext_present(const struct ext *x)
 {
-	weft__mp_write_array(out, 9);
+	return x && (!weft__stamp_is_zero(x->ctr) || !weft__stamp_is_zero(x->set));
+}
+
+static void ext_encode(const struct ext *x, const struct thr *t, struct mp_buf *out)
+{
+	uint32_t n;
+
+	weft__mp_write_array(out, 11);
+	write_stamp(out, x->ctr);
+	write_stamp(out, x->ctr_claim);
+	write_stamp(out, x->set);
+	write_stamp(out, x->set_claim);
+	n = 0;
+	for (uint32_t i = 0; i < x->ncc; i++)
+		n += x->cc[i].max > 0 || x->cc[i].ncloud > 0;
+	weft__mp_write_array(out, n);
+	for (uint32_t i = 0; i < x->ncc; i++) {
+		const struct cc_actor *c = &x->cc[i];
+
+		if (c->max == 0 && c->ncloud == 0)
+			continue;
+		weft__mp_write_array(out, 4);
+		weft__mp_write_uint(out, c->replica);
+		weft__mp_write_uint(out, c->inc);
+		weft__mp_write_uint(out, c->max);
+		weft__mp_write_array(out, c->ncloud);
+		for (uint32_t j = 0; j < c->ncloud; j++)
+			weft__mp_write_uint(out, c->cloud[j]);
+	}
+	n = 0;
+	for (uint32_t i = 0; i < x->nce; i++)
+		n += weft__stamp_cmp(x->ce[i].base, t->ctr) >= 0;
+	weft__mp_write_array(out, n);
+	for (uint32_t i = 0; i < x->nce; i++) {
+		const struct ctr_entry *e = &x->ce[i];
+
+		if (weft__stamp_cmp(e->base, t->ctr) < 0)
+			continue;
+		weft__mp_write_array(out, 6);
+		weft__mp_write_uint(out, e->replica);
+		weft__mp_write_uint(out, e->inc);
+		write_stamp(out, e->base);
+		weft__mp_write_uint(out, e->p);
+		weft__mp_write_uint(out, e->n);
+	}
+	n = 0;
+	for (uint32_t i = 0; i < x->nse; i++)
+		n += weft__stamp_cmp(x->se[i].stamp, t->set) >= 0;
+	weft__mp_write_array(out, n);
+	for (uint32_t i = 0; i < x->nse; i++) {
+		const struct set_entry *e = &x->se[i];
+
+		if (weft__stamp_cmp(e->stamp, t->set) < 0)
+			continue;
+		weft__mp_write_array(out, 6);
+		weft__mp_write_raw(out, e->elem, e->elem_len);
+		weft__mp_write_uint(out, e->dot.replica);
+		weft__mp_write_uint(out, e->dot.inc);
+		weft__mp_write_uint(out, e->dot.ctr);
+		write_stamp(out, e->stamp);
+	}
+}
+
+static void node_encode(const struct node *n, struct weft_stamp ec_parent, struct mp_buf *out)
+{
+	bool ext = ext_present(n->ext);
+	struct thr t;
+
+	node_thr(n, ec_parent, &t);
+	weft__mp_write_array(out, ext ? 10 : 9);
 	if (n->key)
 		weft__mp_write_str(out, n->key, n->key_len);
 	else
@@ -564,14 +1400,16 @@ static void node_encode(const struct node *n, struct mp_buf *out)
 	weft__mp_write_uint(out, n->clear.replica);
 	weft__mp_write_array(out, n->nkids);
 	for (uint32_t i = 0; i < n->nkids; i++)
-		node_encode(n->kids[i], out);
+		node_encode(n->kids[i], t.kids, out);
+	if (ext)
+		ext_encode(n->ext, &t, out);
 }
 
 void weft__doc_encode(const struct weft_doc *d, struct mp_buf *out)
 {
 	weft__mp_write_array(out, 2);
-	weft__mp_write_uint(out, 1);
-	node_encode(&d->root, out);
+	weft__mp_write_uint(out, 2);
+	node_encode(&d->root, zero_stamp, out);
 }
 
 static int read_stamp(struct mp_reader *r, struct weft_stamp *s)
@@ -582,10 +1420,129 @@ static int read_stamp(struct mp_reader *r, struct weft_stamp *s)
 	return WEFT_OK;
 }
 
+static int read_actor(struct mp_reader *r, uint64_t *replica, uint32_t *inc)
+{
+	uint64_t v;
+
+	if (weft__mp_read_uint(r, replica) != WEFT_OK || weft__mp_read_uint(r, &v) != WEFT_OK ||
+	    v == 0 || v > WEFT_MAX_INCARNATION)
+		return WEFT_ECORRUPT;
+	*inc = (uint32_t)v;
+	return WEFT_OK;
+}
+
+/* Decodes the causal context into x (empty), checking it is canonical. */
+static int cc_decode(const struct weft_alloc *a, struct ext *x, struct mp_reader *r)
+{
+	uint32_t n, m, len;
+
+	if (weft__mp_read_array(r, &n) != WEFT_OK)
+		return WEFT_ECORRUPT;
+	if (n && !(x->cc = weft__zalloc(a, n * sizeof(*x->cc))))
+		return WEFT_ENOMEM;
+	x->cc_cap = n;
+	for (uint32_t i = 0; i < n; i++) {
+		struct cc_actor *c = &x->cc[i];
+
+		if (weft__mp_read_array(r, &len) != WEFT_OK || len != 4 ||
+		    read_actor(r, &c->replica, &c->inc) != WEFT_OK ||
+		    weft__mp_read_uint(r, &c->max) != WEFT_OK ||
+		    weft__mp_read_array(r, &m) != WEFT_OK)
+			return WEFT_ECORRUPT;
+		x->ncc++;
+		if (i > 0 && actor_cmp(c[-1].replica, c[-1].inc, c->replica, c->inc) >= 0)
+			return WEFT_ECORRUPT;
+		if (c->max == 0 && m == 0)
+			return WEFT_ECORRUPT;
+		if (m && !(c->cloud = weft__malloc(a, m * sizeof(*c->cloud))))
+			return WEFT_ENOMEM;
+		c->cap = m;
+		for (uint32_t j = 0; j < m; j++) {
+			uint64_t v, prev = j ? c->cloud[j - 1] : c->max;
+
+			/* Compacted: a gap after max, strictly increasing. */
+			if (weft__mp_read_uint(r, &v) != WEFT_OK || prev >= UINT64_MAX - 1 ||
+			    v <= prev + (j ? 0 : 1))
+				return WEFT_ECORRUPT;
+			c->cloud[c->ncloud++] = v;
+		}
+	}
+	return WEFT_OK;
+}
+
+/* Decodes an ext (format 2) into n, checking it is canonical. */
+static int ext_decode(const struct weft_alloc *a, struct node *n, struct mp_reader *r)
+{
+	struct ext *x;
+	uint32_t len, m;
+	int rc;
+
+	if (!(x = n->ext = weft__zalloc(a, sizeof(*x))))
+		return WEFT_ENOMEM;
+	if (weft__mp_read_array(r, &len) != WEFT_OK || len != 11 ||
+	    read_stamp(r, &x->ctr) != WEFT_OK || read_stamp(r, &x->ctr_claim) != WEFT_OK ||
+	    read_stamp(r, &x->set) != WEFT_OK || read_stamp(r, &x->set_claim) != WEFT_OK)
+		return WEFT_ECORRUPT;
+	/* Claims are ops of their type; the type's stamp covers them. */
+	if (!ext_present(x) || weft__stamp_cmp(x->ctr_claim, x->ctr) > 0 ||
+	    weft__stamp_cmp(x->set_claim, x->set) > 0)
+		return WEFT_ECORRUPT;
+	if ((rc = cc_decode(a, x, r)) != WEFT_OK)
+		return rc;
+	if (weft__mp_read_array(r, &m) != WEFT_OK)
+		return WEFT_ECORRUPT;
+	if (m && !(x->ce = weft__malloc(a, m * sizeof(*x->ce))))
+		return WEFT_ENOMEM;
+	x->ce_cap = m;
+	for (uint32_t i = 0; i < m; i++) {
+		struct ctr_entry *e = &x->ce[i];
+
+		if (weft__mp_read_array(r, &len) != WEFT_OK || len != 6 ||
+		    read_actor(r, &e->replica, &e->inc) != WEFT_OK ||
+		    read_stamp(r, &e->base) != WEFT_OK || weft__mp_read_uint(r, &e->p) != WEFT_OK ||
+		    weft__mp_read_uint(r, &e->n) != WEFT_OK)
+			return WEFT_ECORRUPT;
+		x->nce++;
+		if (i > 0 && ce_cmp(&e[-1], e->replica, e->inc, e->base) >= 0)
+			return WEFT_ECORRUPT;
+	}
+	if (m && weft__stamp_is_zero(x->ctr))
+		return WEFT_ECORRUPT;
+	if (weft__mp_read_array(r, &m) != WEFT_OK)
+		return WEFT_ECORRUPT;
+	if (m && !(x->se = weft__zalloc(a, m * sizeof(*x->se))))
+		return WEFT_ENOMEM;
+	x->se_cap = m;
+	for (uint32_t i = 0; i < m; i++) {
+		struct set_entry *e = &x->se[i];
+		const uint8_t *raw;
+		size_t raw_len;
+
+		if (weft__mp_read_array(r, &len) != WEFT_OK || len != 6 ||
+		    weft__op_elem_read(r, &raw, &raw_len) != WEFT_OK ||
+		    read_actor(r, &e->dot.replica, &e->dot.inc) != WEFT_OK ||
+		    weft__mp_read_uint(r, &e->dot.ctr) != WEFT_OK || e->dot.ctr == 0 ||
+		    read_stamp(r, &e->stamp) != WEFT_OK || weft__stamp_is_zero(e->stamp))
+			return WEFT_ECORRUPT;
+		if (!(e->elem = weft__malloc(a, raw_len)))
+			return WEFT_ENOMEM;
+		memcpy(e->elem, raw, raw_len);
+		e->elem_len = (uint32_t)raw_len;
+		x->nse++;
+		if (i > 0 && se_cmp(&e[-1], e->elem, e->elem_len, &e->dot) >= 0)
+			return WEFT_ECORRUPT;
+		if (!cc_has(x, &e->dot))
+			return WEFT_ECORRUPT; /* an entry's dot is always in the context */
+	}
+	if ((m || x->ncc) && weft__stamp_is_zero(x->set))
+		return WEFT_ECORRUPT;
+	return WEFT_OK;
+}
+
 /* Decodes a node into n (zeroed by the caller). Keys must arrive sorted
  * and unique, as node_encode writes them. */
 static int node_decode(const struct weft_alloc *a, struct node *n, struct mp_reader *r, int depth,
-                       bool root)
+                       bool root, uint64_t ver)
 {
 	uint32_t len, nkids;
 	enum mp_type t;
@@ -595,7 +1552,7 @@ static int node_decode(const struct weft_alloc *a, struct node *n, struct mp_rea
 
 	if (depth > WEFT_MAX_DEPTH + 1)
 		return WEFT_ECORRUPT;
-	if (weft__mp_read_array(r, &len) != WEFT_OK || len != 9)
+	if (weft__mp_read_array(r, &len) != WEFT_OK || (len != 9 && (ver < 2 || len != 10)))
 		return WEFT_ECORRUPT;
 	if (root) {
 		if (weft__mp_read_nil(r) != WEFT_OK)
@@ -641,11 +1598,16 @@ static int node_decode(const struct weft_alloc *a, struct node *n, struct mp_rea
 		if (!k)
 			return WEFT_ENOMEM;
 		n->kids[n->nkids++] = k;
-		if ((rc = node_decode(a, k, r, depth + 1, false)) != WEFT_OK)
+		if ((rc = node_decode(a, k, r, depth + 1, false, ver)) != WEFT_OK)
 			return rc;
 		if (i > 0 &&
 		    key_cmp(n->kids[i - 1]->key, n->kids[i - 1]->key_len, k->key, k->key_len) >= 0)
 			return WEFT_ECORRUPT;
+	}
+	if (len == 10) {
+		if (root)
+			return WEFT_ECORRUPT; /* the root is always an object */
+		return ext_decode(a, n, r);
 	}
 	return WEFT_OK;
 }
@@ -666,11 +1628,11 @@ int weft__docset_load(struct weft_docset *ds, const char *coll, size_t coll_len,
 	memset(&root, 0, sizeof(root));
 	weft__mp_reader_init(&r, state, len);
 	if (weft__mp_read_array(&r, &n) != WEFT_OK || n != 2 ||
-	    weft__mp_read_uint(&r, &ver) != WEFT_OK || ver != 1) {
+	    weft__mp_read_uint(&r, &ver) != WEFT_OK || ver < 1 || ver > 2) {
 		rc = WEFT_ECORRUPT;
 		goto out_free_root;
 	}
-	if ((rc = node_decode(a, &root, &r, 0, true)) != WEFT_OK)
+	if ((rc = node_decode(a, &root, &r, 0, true, ver)) != WEFT_OK)
 		goto out_free_root;
 	if (weft__mp_reader_left(&r) != 0) {
 		rc = WEFT_ECORRUPT;

@@ -16,6 +16,11 @@
  * stamp is live and greater than its leaf stamp, and is absent otherwise.
  * A document is visible when its root is an object.
  *
+ * A node may also be a PN-counter or an add-wins set (INCR/SADD/SREM ops);
+ * their state hangs off the node in an extension, and the node shows as
+ * whichever of leaf, object, counter or set was written last among those
+ * still live (docs/DATA-MODEL.md, "Counters and sets").
+ *
  * Because every component merges by max, applying ops in any order, any
  * number of times, gives the same state (commutative, associative,
  * idempotent), and the visible JSON is a function of the state.
@@ -85,6 +90,33 @@ bool weft__doc_visible(const struct weft_doc *d);
 int weft__doc_write_json(const struct weft_doc *d, struct mp_buf *out);
 /* Appends the full state (every stamp, tombstones included) to out. */
 void weft__doc_encode(const struct weft_doc *d, struct mp_buf *out);
+
+/*
+ * Building CRDT op values (op.h) from the issuing replica's own state, so
+ * that replicas and tests compute base stamps, totals and dots the same
+ * way. `path` is the op's path (a MessagePack array of keys, not empty);
+ * replica/inc the issuer's identity. Each appends the value to out.
+ *
+ * weft__docset_incr_value: INCR [delta, P, N, base, claim]; the base is the
+ *   node's counter threshold, P/N the issuer's totals for its entry plus
+ *   delta. WEFT_ETOOBIG when a total would pass 2^64 - 1.
+ * weft__docset_sadd_value: SADD [elem, counter, claim]; the counter is the
+ *   actor's next dot at that node. elem must satisfy weft__op_elem_read.
+ * weft__docset_srem_value: SREM [elem, dots, claim] with the dots of elem's
+ *   live entries.
+ * claim is true when the node does not show as that type now.
+ * Errors: out->err (WEFT_ENOMEM, WEFT_ETOOBIG).
+ */
+int weft__docset_incr_value(struct weft_docset *ds, const char *coll, size_t coll_len,
+                            const char *id, size_t id_len, const uint8_t *path, size_t path_len,
+                            uint64_t replica, uint32_t inc, int64_t delta, struct mp_buf *out);
+int weft__docset_sadd_value(struct weft_docset *ds, const char *coll, size_t coll_len,
+                            const char *id, size_t id_len, const uint8_t *path, size_t path_len,
+                            uint64_t replica, uint32_t inc, const uint8_t *elem, size_t elem_len,
+                            struct mp_buf *out);
+int weft__docset_srem_value(struct weft_docset *ds, const char *coll, size_t coll_len,
+                            const char *id, size_t id_len, const uint8_t *path, size_t path_len,
+                            const uint8_t *elem, size_t elem_len, struct mp_buf *out);
 
 /* Appends the canonical dump line of a visible document:
  * {"collection":...,"doc":{...},"id":...} and "\n". */

@@ -83,6 +83,138 @@ static int read_u64_max(struct mp_reader *r, uint64_t *v, uint64_t max)
 	return *v > max ? WEFT_EPROTO : WEFT_OK;
 }
 
+/* Bytes of the smallest MessagePack header weft__mp_write_int / _str use. */
+static size_t int_len(int64_t v)
+{
+	if (v >= -32 && v < 128)
+		return 1;
+	if (v >= 0)
+		return v <= UINT8_MAX ? 2 : v <= UINT16_MAX ? 3 : v <= (int64_t)UINT32_MAX ? 5 : 9;
+	return v >= INT8_MIN ? 2 : v >= INT16_MIN ? 3 : v >= INT32_MIN ? 5 : 9;
+}
+
+static size_t str_head_len(size_t len)
+{
+	return len < 32 ? 1 : len <= UINT8_MAX ? 2 : len <= UINT16_MAX ? 3 : 5;
+}
+
+int weft__op_elem_read(struct mp_reader *r, const uint8_t **raw, size_t *len)
+{
+	struct mp_reader save = *r, sub;
+	const uint8_t *p;
+	size_t n;
+	enum mp_type t;
+	int rc;
+
+	if ((rc = weft__mp_peek(r, &t)) != WEFT_OK)
+		return WEFT_EPROTO;
+	if (t != MP_NIL && t != MP_BOOL && t != MP_INT && t != MP_STR)
+		return WEFT_EPROTO;
+	if ((rc = weft__mp_skip(r, &p, &n)) != WEFT_OK)
+		return WEFT_EPROTO;
+	weft__mp_reader_init(&sub, p, n);
+	if (t == MP_INT) {
+		int64_t v;
+
+		if (weft__mp_read_int(&sub, &v) != WEFT_OK || n != int_len(v) ||
+		    (v >= 0 && n > 1 && (p[0] & 0xfc) != 0xcc))
+			goto bad; /* a non-negative value must use a uint form */
+	} else if (t == MP_STR) {
+		const char *s;
+		size_t slen;
+
+		if (weft__mp_read_str(&sub, &s, &slen) != WEFT_OK || n != str_head_len(slen) + slen)
+			goto bad;
+	}
+	*raw = p;
+	*len = n;
+	return WEFT_OK;
+bad:
+	*r = save;
+	return WEFT_EPROTO;
+}
+
+int weft__op_dot_read(struct mp_reader *r, struct weft_dot *d)
+{
+	uint32_t n;
+	uint64_t inc;
+
+	if (weft__mp_read_array(r, &n) != WEFT_OK || n != 3 ||
+	    weft__mp_read_uint(r, &d->replica) != WEFT_OK ||
+	    weft__mp_read_uint(r, &inc) != WEFT_OK || inc == 0 || inc > WEFT_MAX_INCARNATION ||
+	    weft__mp_read_uint(r, &d->ctr) != WEFT_OK || d->ctr == 0)
+		return WEFT_EPROTO;
+	d->inc = (uint32_t)inc;
+	return WEFT_OK;
+}
+
+int weft__dot_cmp(const struct weft_dot *a, const struct weft_dot *b)
+{
+	if (a->replica != b->replica)
+		return a->replica < b->replica ? -1 : 1;
+	if (a->inc != b->inc)
+		return a->inc < b->inc ? -1 : 1;
+	if (a->ctr != b->ctr)
+		return a->ctr < b->ctr ? -1 : 1;
+	return 0;
+}
+
+int weft__op_incr_parse(const uint8_t *v, size_t len, struct weft_incr *out)
+{
+	struct mp_reader r;
+	struct weft_incr x;
+	uint32_t n;
+
+	weft__mp_reader_init(&r, v, len);
+	if (weft__mp_read_array(&r, &n) != WEFT_OK || n != 6 ||
+	    weft__mp_read_int(&r, &x.delta) != WEFT_OK || weft__mp_read_uint(&r, &x.p) != WEFT_OK ||
+	    weft__mp_read_uint(&r, &x.n) != WEFT_OK ||
+	    weft__mp_read_uint(&r, &x.base.hlc) != WEFT_OK ||
+	    weft__mp_read_uint(&r, &x.base.replica) != WEFT_OK ||
+	    weft__mp_read_bool(&r, &x.claim) != WEFT_OK || weft__mp_reader_left(&r) != 0)
+		return WEFT_EPROTO;
+	/* The totals include the delta that produced them. */
+	if (x.delta >= 0 ? x.p < (uint64_t)x.delta : x.n < (uint64_t)(-(x.delta + 1)) + 1)
+		return WEFT_EPROTO;
+	*out = x;
+	return WEFT_OK;
+}
+
+int weft__op_set_parse(enum weft_op_kind kind, const uint8_t *v, size_t len, struct weft_setop *out)
+{
+	struct mp_reader r;
+	struct weft_setop x;
+	uint32_t n;
+
+	memset(&x, 0, sizeof(x));
+	weft__mp_reader_init(&r, v, len);
+	if (weft__mp_read_array(&r, &n) != WEFT_OK || n != 3 ||
+	    weft__op_elem_read(&r, &x.elem, &x.elem_len) != WEFT_OK)
+		return WEFT_EPROTO;
+	if (kind == WEFT_OP_SADD) {
+		if (weft__mp_read_uint(&r, &x.ctr) != WEFT_OK || x.ctr == 0)
+			return WEFT_EPROTO;
+	} else {
+		struct weft_dot prev, d;
+
+		if (weft__mp_read_array(&r, &x.ndots) != WEFT_OK)
+			return WEFT_EPROTO;
+		x.dots = r.p;
+		for (uint32_t i = 0; i < x.ndots; i++) {
+			if (weft__op_dot_read(&r, &d) != WEFT_OK)
+				return WEFT_EPROTO;
+			if (i > 0 && weft__dot_cmp(&prev, &d) >= 0)
+				return WEFT_EPROTO; /* sorted, no duplicates */
+			prev = d;
+		}
+		x.dots_len = (size_t)(r.p - x.dots);
+	}
+	if (weft__mp_read_bool(&r, &x.claim) != WEFT_OK || weft__mp_reader_left(&r) != 0)
+		return WEFT_EPROTO;
+	*out = x;
+	return WEFT_OK;
+}
+
 int weft__op_decode(struct mp_reader *r, struct weft_op *out)
 {
 	struct mp_reader save = *r, sub;
@@ -108,7 +240,7 @@ int weft__op_decode(struct mp_reader *r, struct weft_op *out)
 		goto fail_proto;
 	if ((rc = weft__mp_read_uint(r, &op.hlc)) != WEFT_OK || op.hlc == 0)
 		goto fail_proto;
-	if ((rc = read_u64_max(r, &v, WEFT_OP_DELETE)) != WEFT_OK || v == 0)
+	if ((rc = read_u64_max(r, &v, WEFT_OP_KIND_MAX)) != WEFT_OK || v == 0)
 		goto fail_proto;
 	op.kind = (enum weft_op_kind)v;
 	if ((rc = weft__mp_read_str(r, &op.coll, &op.coll_len)) != WEFT_OK)
@@ -160,6 +292,18 @@ int weft__op_decode(struct mp_reader *r, struct weft_op *out)
 	if (op.kind == WEFT_OP_DELETE) {
 		if (t != MP_NIL)
 			goto fail_proto;
+	} else if (op.kind >= WEFT_OP_INCR) {
+		struct weft_incr inc;
+		struct weft_setop so;
+
+		if (plen == 0)
+			goto fail_proto; /* the root is always an object */
+		if (op.kind == WEFT_OP_INCR)
+			rc = weft__op_incr_parse(op.value, op.value_len, &inc);
+		else
+			rc = weft__op_set_parse(op.kind, op.value, op.value_len, &so);
+		if (rc != WEFT_OK)
+			goto fail;
 	} else {
 		rc = weft__mp_validate(op.value, op.value_len, true, NULL);
 		if (rc != WEFT_OK)
