@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "weft/weft.h"
 #include "server/server.h"
 
@@ -39,7 +41,7 @@ enum {
 #define DEFAULT_WAIT_MS 10000
 #define DEFAULT_LISTEN "127.0.0.1:7410"
 #define DEFAULT_DATA "./weft-data"
-#define MAX_POS 3
+#define MAX_POS 4
 
 /* One bit per option, so that each command can list the ones it accepts. */
 enum {
@@ -100,6 +102,9 @@ static int cmd_serve(struct cli *c);
 static int cmd_put(struct cli *c);
 static int cmd_get(struct cli *c);
 static int cmd_del(struct cli *c);
+static int cmd_incr(struct cli *c);
+static int cmd_sadd(struct cli *c);
+static int cmd_srem(struct cli *c);
 static int cmd_sync(struct cli *c);
 static int cmd_watch(struct cli *c);
 static int cmd_dump(struct cli *c);
@@ -149,6 +154,48 @@ static const struct command commands[] = {
                 "                  the exit status is 3 and the write stays in the replica,\n"
                 "                  to be pushed by the next sync.\n",
         .run = cmd_put,
+    },
+    {
+        .name = "incr",
+        .opts = OPT_DB | OPT_SERVER | OPT_WAIT,
+        .required = OPT_DB,
+        .min_pos = 4,
+        .max_pos = 4,
+        .synopsis = "weft incr --db FILE [--server URL [--wait SECONDS]] COLLECTION ID PATH N",
+        .help = "Adds N (any 64-bit integer, negative to decrement) to the counter at PATH\n"
+                "of document COLLECTION/ID. Concurrent increments on other replicas all\n"
+                "count. PATH is dot-separated object keys (\\. for a literal dot).\n"
+                "\n"
+                "  --db, --server, --wait  as for `weft put`.\n",
+        .run = cmd_incr,
+    },
+    {
+        .name = "sadd",
+        .opts = OPT_DB | OPT_SERVER | OPT_WAIT,
+        .required = OPT_DB,
+        .min_pos = 4,
+        .max_pos = 4,
+        .synopsis = "weft sadd --db FILE [--server URL [--wait SECONDS]] COLLECTION ID PATH VALUE",
+        .help = "Adds VALUE to the set at PATH of document COLLECTION/ID (add wins over a\n"
+                "concurrent remove). VALUE is a JSON string, integer, true, false or null;\n"
+                "text that is not JSON is taken as a string (`urgent` is \"urgent\").\n"
+                "PATH is dot-separated object keys (\\. for a literal dot).\n"
+                "\n"
+                "  --db, --server, --wait  as for `weft put`.\n",
+        .run = cmd_sadd,
+    },
+    {
+        .name = "srem",
+        .opts = OPT_DB | OPT_SERVER | OPT_WAIT,
+        .required = OPT_DB,
+        .min_pos = 4,
+        .max_pos = 4,
+        .synopsis = "weft srem --db FILE [--server URL [--wait SECONDS]] COLLECTION ID PATH VALUE",
+        .help = "Removes VALUE, as this replica has seen it added, from the set at PATH of\n"
+                "document COLLECTION/ID. VALUE and PATH as for `weft sadd`.\n"
+                "\n"
+                "  --db, --server, --wait  as for `weft put`.\n",
+        .run = cmd_srem,
     },
     {
         .name = "get",
@@ -436,7 +483,9 @@ static int parse_args(const struct command *cmd, int argc, char **argv, struct c
 		const char *name, *eq, *value = NULL;
 		size_t namelen;
 
-		if (only_pos || a[0] != '-' || a[1] == '\0') {
+		/* "-", and negative numbers ("-2" for `weft incr`), are
+		 * arguments, not options. */
+		if (only_pos || a[0] != '-' || a[1] == '\0' || (a[1] >= '0' && a[1] <= '9')) {
 			if (c->npos >= cmd->max_pos)
 				return usage_err(c, "unexpected argument '%s'", a);
 			c->pos[c->npos++] = a;
@@ -691,7 +740,17 @@ static int cmd_serve(struct cli *c)
 	return CLI_OK;
 }
 
-static int cmd_put(struct cli *c)
+/* The local write of each writing command; pos[] is already checked for
+ * count. Returns a WEFT_* code (weft_errmsg has the detail). */
+typedef int (*write_fn)(struct cli *c, weft_db *db);
+
+/*
+ * Runs a writing command: open the replica, make the write, and with
+ * --server make it durable locally first (if the server is away, the write
+ * must still be there for the next sync), then sync until the server has
+ * acknowledged it.
+ */
+static int run_write(struct cli *c, write_fn write)
 {
 	char name[256];
 	weft_db *db;
@@ -700,14 +759,12 @@ static int cmd_put(struct cli *c)
 	status = db_open(c, false, &db);
 	if (status != CLI_OK)
 		return status;
-	rc = weft_put_json(db, c->pos[0], c->pos[1], c->pos[2], (size_t)-1);
+	rc = write(c, db);
 	if (rc != WEFT_OK) {
 		status = db_fail(c, db, rc, doc_name(c, name, sizeof(name)));
 		goto out_close;
 	}
 	if (c->server != NULL) {
-		/* Durable locally first: if the server is away, the write must
-		 * still be there for the next sync. */
 		rc = weft_flush(db);
 		if (rc != WEFT_OK) {
 			status = db_fail(c, db, rc, "flush");
@@ -719,30 +776,124 @@ out_close:
 	return db_finish(c, db, status);
 }
 
+static int write_put(struct cli *c, weft_db *db)
+{
+	return weft_put_json(db, c->pos[0], c->pos[1], c->pos[2], (size_t)-1);
+}
+
+static int write_del(struct cli *c, weft_db *db)
+{
+	return weft_delete(db, c->pos[0], c->pos[1]);
+}
+
+/* N of `weft incr`: a decimal int64, optionally signed. */
+static int parse_i64(const char *s, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (*s == '\0' || (*s != '-' && *s != '+' && (*s < '0' || *s > '9')))
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return -1;
+	*out = (int64_t)v;
+	return 0;
+}
+
+static int write_incr(struct cli *c, weft_db *db)
+{
+	int64_t n = 0;
+
+	(void)parse_i64(c->pos[3], &n); /* checked by cmd_incr */
+	return weft_incr(db, c->pos[0], c->pos[1], c->pos[2], n);
+}
+
+/* VALUE of sadd/srem as JSON: itself when it is a JSON scalar, else a JSON
+ * string holding it. Returns a malloc'ed string or NULL. */
+static char *set_element_json(const char *v)
+{
+	json_t *j = json_loads(v, JSON_DECODE_ANY, NULL);
+	char *out;
+
+	if (j && !json_is_object(j) && !json_is_array(j)) {
+		json_decref(j);
+		return strdup(v);
+	}
+	json_decref(j);
+	j = json_string(v);
+	if (!j)
+		return NULL; /* not UTF-8: let the library say so */
+	out = json_dumps(j, JSON_ENCODE_ANY);
+	json_decref(j);
+	return out;
+}
+
+static int write_set(struct cli *c, weft_db *db, bool add)
+{
+	char *elem = set_element_json(c->pos[3]);
+	int rc;
+
+	if (!elem)
+		return weft_set_add(db, c->pos[0], c->pos[1], c->pos[2], c->pos[3]);
+	rc = add ? weft_set_add(db, c->pos[0], c->pos[1], c->pos[2], elem)
+	         : weft_set_remove(db, c->pos[0], c->pos[1], c->pos[2], elem);
+	free(elem);
+	return rc;
+}
+
+static int write_sadd(struct cli *c, weft_db *db)
+{
+	return write_set(c, db, true);
+}
+
+static int write_srem(struct cli *c, weft_db *db)
+{
+	return write_set(c, db, false);
+}
+
+static int cmd_put(struct cli *c)
+{
+	return run_write(c, write_put);
+}
+
 static int cmd_del(struct cli *c)
 {
-	char name[256];
-	weft_db *db;
-	int rc, status;
+	return run_write(c, write_del);
+}
 
-	status = db_open(c, false, &db);
-	if (status != CLI_OK)
-		return status;
-	rc = weft_delete(db, c->pos[0], c->pos[1]);
-	if (rc != WEFT_OK) {
-		status = db_fail(c, db, rc, doc_name(c, name, sizeof(name)));
-		goto out_close;
-	}
-	if (c->server != NULL) {
-		rc = weft_flush(db);
-		if (rc != WEFT_OK) {
-			status = db_fail(c, db, rc, "flush");
-			goto out_close;
-		}
-		status = sync_with_server(c, db);
-	}
-out_close:
-	return db_finish(c, db, status);
+static int cmd_incr(struct cli *c)
+{
+	int64_t n;
+
+	if (parse_i64(c->pos[3], &n) != 0)
+		return usage_err(c, "N: '%s' is not a 64-bit integer", c->pos[3]);
+	return run_write(c, write_incr);
+}
+
+/* A set element must be a scalar: JSON objects and arrays are refused. */
+static bool element_ok(const char *v)
+{
+	json_t *j = json_loads(v, JSON_DECODE_ANY, NULL);
+	bool ok = !json_is_object(j) && !json_is_array(j);
+
+	json_decref(j);
+	return ok;
+}
+
+static int cmd_sadd(struct cli *c)
+{
+	if (!element_ok(c->pos[3]))
+		return usage_err(c, "VALUE: '%s' is not a JSON scalar", c->pos[3]);
+	return run_write(c, write_sadd);
+}
+
+static int cmd_srem(struct cli *c)
+{
+	if (!element_ok(c->pos[3]))
+		return usage_err(c, "VALUE: '%s' is not a JSON scalar", c->pos[3]);
+	return run_write(c, write_srem);
 }
 
 static int cmd_get(struct cli *c)
