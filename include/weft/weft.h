@@ -276,6 +276,93 @@ WEFT_API int weft_sync(weft_db *db, const char *url, int timeout_ms, weft_change
 WEFT_API int weft_watch(weft_db *db, const char *url, const char *collection, weft_change_cb cb,
                         void *ctx);
 
+/*
+ * Peer-to-peer sync, with no server (docs/DATA-MODEL.md, "Peer-to-peer
+ * sync (version vectors)"). Two replicas A and B sync by exchanging bytes
+ * over any channel the application likes:
+ *
+ *     B: weft_version_vector(b, &vv, &vv_len)           -> send vv to A
+ *     A: weft_export(a, vv, vv_len, &chg, &chg_len)      -> send chg to B
+ *     B: weft_import(b, chg, chg_len)
+ *
+ * and the other way round for A to get B's changes. Afterwards B holds
+ * everything A held (and vice versa): their weft_dump outputs are equal.
+ * Imports are commutative and idempotent: change sets may arrive in any
+ * order, twice, or from several peers. A change set carries whole
+ * document states, not ops: weft_pending and the oplog are unaffected.
+ *
+ * Not supported yet: using peer-to-peer sync and a server (weft_sync,
+ * weft_watch) on the same replica. The server re-stamps some ops and
+ * replaces documents with its own view, which can drop changes imported
+ * from peers and breaks what version vectors rely on; changes imported
+ * from peers are also never pushed to a server.
+ *
+ * Threads: like every call on a handle, from the thread that owns it.
+ * Buffers returned through `out` are owned by the caller (weft_free).
+ */
+
+/* Largest change set weft_export writes and weft_import accepts (bytes). */
+#define WEFT_MAX_CHANGESET (512u * 1024u * 1024u)
+/* Largest encoded version vector weft_export accepts (bytes). */
+#define WEFT_MAX_VV_BYTES (4u * 1024u * 1024u)
+
+/*
+ * The replica's version vector: for each replica id, the largest HLC of
+ * that replica's ops this replica has applied (to any document), as a
+ * MessagePack map {replica id: uint -> hlc: uint} with keys ascending and
+ * no zero values. An empty replica gives the empty map (one byte, 0x80).
+ * On success *out (free with weft_free) and *out_len hold the bytes.
+ * Cost: one pass over every document's vector.
+ * Errors: WEFT_EINVAL (NULL argument), WEFT_ENOMEM.
+ */
+WEFT_API int weft_version_vector(weft_db *db, void **out, size_t *out_len);
+
+/*
+ * Writes a change set with every change this replica has that a peer
+ * whose version vector is `peer_vv` (weft_version_vector's bytes, length
+ * `peer_vv_len`) lacks: the full state of each document, tombstones
+ * included, whose version vector has an entry above the peer's. With
+ * peer_vv NULL (and peer_vv_len 0) it writes every document: do that once
+ * for a replica whose documents were stored by an older version (their
+ * vectors lack the ops from before, so an export for a vector may leave
+ * them out). If nothing is
+ * new for the peer the change set holds zero documents (a few bytes); it
+ * is still valid to import. First waits until this replica's own writes
+ * are durable (as weft_flush), so nothing exported can be lost in a crash.
+ * On success *out (free with weft_free) and *out_len hold the bytes.
+ * Errors: WEFT_EINVAL (NULL out/out_len, or peer_vv NULL with a length),
+ * WEFT_EPROTO (peer_vv is not a canonical version vector), WEFT_ETOOBIG
+ * (peer_vv over WEFT_MAX_VV_BYTES, or the change set would pass
+ * WEFT_MAX_CHANGESET; splitting a delta into several change sets is not
+ * supported yet), WEFT_EIO (the flush failed), WEFT_ENOMEM. Read-only
+ * replicas may export, and weft_version_vector works on them too.
+ */
+WEFT_API int weft_export(weft_db *db, const void *peer_vv, size_t peer_vv_len, void **out,
+                         size_t *out_len);
+
+/*
+ * Imports a change set from weft_export on another replica: joins each
+ * document state into this replica's document (the lattice join of
+ * docs/DATA-MODEL.md; every change either side made survives as the merge
+ * rules say), in memory, and queues the changed documents for the disk
+ * (durable after weft_flush, like local writes). All or nothing: the whole
+ * change set is validated and joined before anything changes, and it is
+ * journaled so that a crash halfway is completed on the next weft_open.
+ * `changes` is borrowed for the call. Importing the same change set twice,
+ * or an older one, changes nothing.
+ *
+ * Errors (nothing changed): WEFT_EINVAL (NULL argument, read-only
+ * replica), WEFT_ETOOBIG (len over WEFT_MAX_CHANGESET), WEFT_EPROTO
+ * (malformed, not canonical, unknown version, unsorted or repeated
+ * entries, any invalid state, or a version vector entry more than 24 hours
+ * ahead of this replica's clock: its clock would follow it), WEFT_ENOMEM. One exception: if queuing the
+ * joined documents for the disk fails after they applied in memory, the
+ * error (WEFT_ENOMEM) is returned with the import applied and journaled;
+ * it is completed on disk at the next weft_open, and until then every
+ * further weft_import returns that error.
+ */
+WEFT_API int weft_import(weft_db *db, const void *changes, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -79,7 +79,7 @@ int weft__db_adopt_state(weft_db *db, const char *coll, size_t coll_len, const c
 		*change = WEFT_DOC_NONE;
 	*doc = d;
 	weft__mp_buf_reset(&before);
-	weft__doc_encode(d, &before);
+	weft__doc_encode_full(d, &before);
 	if ((rc = before.err) == WEFT_OK)
 		rc = weft__writer_doc_put(db->w, coll, coll_len, id, id_len, before.data,
 		                          before.len);

@@ -8,6 +8,10 @@
  * it). On open, the documents, the unacknowledged ops, the clock's
  * high-water mark and the server cursor all reload from the store.
  *
+ * Peer-to-peer sync (weft_version_vector, weft_export, weft_import) is at
+ * the end of this file; imports are journaled so that they apply all or
+ * nothing on disk too.
+ *
  * Invariants: the pending list holds exactly the ops issued or loaded and
  * not yet acknowledged, in issue order (ascending op key); the writer
  * receives records in the order the changes happened in memory.
@@ -321,6 +325,11 @@ int weft_open(const char *path, const weft_options *opts, weft_db **out)
 			open_err(rc, "%s: starting the writer thread failed", path);
 			goto out_close;
 		}
+		if ((rc = weft__db_p2p_replay(db)) != WEFT_OK) {
+			open_err(rc, "%s: replaying an interrupted peer-to-peer import: %s", path,
+			         weft_strerror(rc));
+			goto out_close;
+		}
 	}
 	*out = db;
 	return WEFT_OK;
@@ -401,14 +410,15 @@ static int check_key(weft_db *db, const char *coll, const char *id, size_t *clen
 	return WEFT_OK;
 }
 
-/* Persists a document's full state through the writer. */
-static int persist_doc(weft_db *db, struct weft_doc *d)
+/* Persists a document's full state (format 3, version vector included)
+ * through the writer. */
+int weft__db_persist_doc(weft_db *db, struct weft_doc *d)
 {
 	const char *c, *id;
 	size_t clen = 0, ilen = 0;
 
 	weft__mp_buf_reset(&db->scratch);
-	weft__doc_encode(d, &db->scratch);
+	weft__doc_encode_full(d, &db->scratch);
 	if (db->scratch.err)
 		return db->scratch.err;
 	weft__doc_key(d, &c, &clen, &id, &ilen);
@@ -462,7 +472,7 @@ static int local_op(weft_db *db, struct weft_op *op)
 	rc = weft__writer_log_append(db->w, weft__op_key(dec.incarnation, dec.seq), enc.data,
 	                             enc.len);
 	if (rc == WEFT_OK)
-		rc = persist_doc(db, d);
+		rc = weft__db_persist_doc(db, d);
 	hlc_le = db->hlc.last;
 	for (int i = 0; i < 8; i++)
 		hlc_buf[i] = (uint8_t)(hlc_le >> (8 * i));
@@ -701,7 +711,7 @@ int weft__db_apply_remote(weft_db *db, const struct weft_op *op, enum weft_doc_c
 		return rc;
 	/* Persist even when nothing visible changed: tombstones and losing
 	 * stamps are state too, and replicas must hold identical states. */
-	return persist_doc(db, *doc);
+	return weft__db_persist_doc(db, *doc);
 }
 
 int weft__db_acked(weft_db *db, uint32_t incarnation, uint64_t seq)
@@ -831,4 +841,335 @@ void weft_sha256_hex(const void *data, size_t len, char hex[65])
 		hex[2 * i + 1] = digits[d[i] & 15];
 	}
 	hex[64] = '\0';
+}
+
+/* ---- peer-to-peer sync (docs/DATA-MODEL.md, "Peer-to-peer sync") ----
+ *
+ * Change set: [1, [[collection:str, id:str, state:bin] ...]], entries
+ * sorted by (collection, id) bytewise with no repeats, each state a full
+ * document state (weft__doc_encode_full). The exporter picks every
+ * document whose version vector has something the peer's lacks; the
+ * importer joins each state into its own document (core/doc.c), all or
+ * nothing. An import is journaled: the change set goes to meta
+ * "p2p_import" before the documents it changes and the journal is cleared
+ * after them, all through the writer, which commits in order. A crash in
+ * between leaves the journal, and weft_open joins it again (the join is
+ * idempotent) before the replica is used, so part of an import on disk is
+ * always completed: left alone, it would make the replica's version
+ * vector claim ops it lacks (core/vv.h, assumption 3). */
+
+#define CHANGESET_VERSION 1
+#define P2P_JOURNAL "p2p_import"
+/* How far ahead of our clock an imported HLC may be (24 hours). */
+#define P2P_MAX_DRIFT_MS (UINT64_C(24) * 3600 * 1000)
+
+/* Our clock's physical time: the wall clock with the offset to the server
+ * measured at the last handshake (0 without a server). */
+static uint64_t clock_ms(weft_db *db)
+{
+	return (uint64_t)((int64_t)weft__wall_ms() + db->clock_offset_ms);
+}
+
+static const uint8_t journal_empty = 0xc0; /* nil: no import in progress */
+
+static int key_order(const char *ac, size_t acl, const char *ai, size_t ail, const char *bc,
+                     size_t bcl, const char *bi, size_t bil)
+{
+	int c = memcmp(ac, bc, acl < bcl ? acl : bcl);
+
+	if (c == 0 && acl != bcl)
+		c = acl < bcl ? -1 : 1;
+	if (c == 0)
+		c = memcmp(ai, bi, ail < bil ? ail : bil);
+	if (c == 0 && ail != bil)
+		c = ail < bil ? -1 : 1;
+	return c;
+}
+
+static int vv_out(weft_db *db, const struct weft_vv *v, void **out, size_t *out_len)
+{
+	struct mp_buf b;
+
+	weft__mp_buf_init(&b, db->alloc, 0);
+	weft__vv_encode(v, &b);
+	if (b.err) {
+		int rc = b.err;
+
+		weft__mp_buf_free(&b);
+		return weft__db_err(db, rc, "out of memory");
+	}
+	*out = weft__mp_buf_take(&b, out_len);
+	return WEFT_OK;
+}
+
+int weft_version_vector(weft_db *db, void **out, size_t *out_len)
+{
+	struct weft_vv v;
+	int rc;
+
+	if (!db || !out || !out_len)
+		return db ? weft__db_err(db, WEFT_EINVAL, "out and out_len are required")
+		          : WEFT_EINVAL;
+	if ((rc = weft__docset_vv(db->docs, &v)) != WEFT_OK)
+		return weft__db_err(db, rc, "out of memory");
+	rc = vv_out(db, &v, out, out_len);
+	weft__vv_free(db->alloc, &v);
+	return rc;
+}
+
+int weft_export(weft_db *db, const void *peer_vv, size_t peer_vv_len, void **out, size_t *out_len)
+{
+	struct weft_vv peer;
+	struct weft_doc **list = NULL;
+	struct mp_buf b, st;
+	size_t n = 0, pick = 0;
+	int rc;
+
+	if (!db || !out || !out_len || (!peer_vv && peer_vv_len))
+		return db ? weft__db_err(db, WEFT_EINVAL, "weft_export: bad arguments")
+		          : WEFT_EINVAL;
+	weft__vv_init(&peer);
+	weft__mp_buf_init(&b, db->alloc, WEFT_MAX_CHANGESET);
+	weft__mp_buf_init(&st, db->alloc, 0);
+	if (peer_vv) {
+		struct mp_reader r;
+
+		if (peer_vv_len > WEFT_MAX_VV_BYTES) {
+			rc = weft__db_err(db, WEFT_ETOOBIG, "version vector over %u bytes",
+			                  (unsigned)WEFT_MAX_VV_BYTES);
+			goto out_free;
+		}
+		weft__mp_reader_init(&r, peer_vv, peer_vv_len);
+		rc = weft__vv_decode(db->alloc, &r, &peer);
+		if (rc == WEFT_OK && weft__mp_reader_left(&r) != 0)
+			rc = WEFT_EPROTO;
+		if (rc != WEFT_OK) {
+			weft__db_err(db, rc, "malformed version vector");
+			goto out_free;
+		}
+	}
+	/* Never hand out what a crash could still take back (core/vv.h,
+	 * assumption 1): the ops and states exported must be durable. */
+	if (db->w && (rc = weft__writer_flush(db->w)) != WEFT_OK) {
+		weft__db_err(db, rc, "flush before export failed: %s", weft_strerror(rc));
+		goto out_free;
+	}
+	if ((rc = weft__docset_list(db->docs, &list, &n)) != WEFT_OK) {
+		weft__db_err(db, rc, "out of memory");
+		goto out_free;
+	}
+	/* Every document when the peer sent no vector (older documents carry
+	 * an empty one); else those with something the peer lacks. */
+	for (size_t i = 0; i < n; i++) {
+		if (!peer_vv || weft__vv_exceeds(weft__doc_vv(list[i]), &peer))
+			list[pick++] = list[i];
+	}
+	if (pick > UINT32_MAX) {
+		rc = weft__db_err(db, WEFT_ETOOBIG, "too many documents for one change set");
+		goto out_free;
+	}
+	weft__mp_write_array(&b, 2);
+	weft__mp_write_uint(&b, CHANGESET_VERSION);
+	weft__mp_write_array(&b, (uint32_t)pick);
+	for (size_t i = 0; i < pick && !b.err; i++) {
+		const char *c, *id;
+		size_t cl, il;
+
+		weft__mp_buf_reset(&st);
+		weft__doc_encode_full(list[i], &st);
+		if ((rc = st.err) != WEFT_OK)
+			break;
+		weft__doc_key(list[i], &c, &cl, &id, &il);
+		weft__mp_write_array(&b, 3);
+		weft__mp_write_str(&b, c, cl);
+		weft__mp_write_str(&b, id, il);
+		weft__mp_write_bin(&b, st.data, st.len);
+	}
+	if (rc == WEFT_OK)
+		rc = b.err;
+	if (rc != WEFT_OK) {
+		weft__db_err(db, rc,
+		             rc == WEFT_ETOOBIG ? "change set over the limit: sync in steps"
+		                                : "out of memory");
+		goto out_free;
+	}
+	*out = weft__mp_buf_take(&b, out_len);
+out_free:
+	if (list)
+		weft__docset_free_list(db->docs, list);
+	weft__vv_free(db->alloc, &peer);
+	weft__mp_buf_free(&st);
+	weft__mp_buf_free(&b);
+	return rc;
+}
+
+/*
+ * Validates a change set and stages every entry (nothing changes on
+ * error), then commits them all to memory and queues the journal, the
+ * changed documents and the cleared journal for the disk. `journal` is
+ * false when replaying the journal itself (it is already stored, and was
+ * checked against the clock when it was first imported).
+ * Errors: WEFT_EPROTO (malformed change set or state), WEFT_ENOMEM.
+ */
+static int import_apply(weft_db *db, const uint8_t *p, size_t len, bool journal)
+{
+	struct weft_staged **staged = NULL;
+	struct mp_reader r;
+	uint32_t n = 0, nst = 0, nchanged = 0;
+	uint64_t ver, max_hlc = 0;
+	const char *pc = NULL, *pi = NULL;
+	size_t pcl = 0, pil = 0;
+	int rc = WEFT_EPROTO;
+
+	weft__mp_reader_init(&r, p, len);
+	if (weft__mp_read_array(&r, &n) != WEFT_OK || n != 2 ||
+	    weft__mp_read_uint(&r, &ver) != WEFT_OK || ver != CHANGESET_VERSION ||
+	    weft__mp_read_array(&r, &n) != WEFT_OK) {
+		weft__db_err(db, rc, "not a version %d change set", CHANGESET_VERSION);
+		goto out_free;
+	}
+	/* An entry takes at least 8 bytes: the array bounds the input. */
+	if (n > weft__mp_reader_left(&r) / 8) {
+		weft__db_err(db, rc, "change set shorter than its entry count");
+		goto out_free;
+	}
+	if (n && !(staged = weft__zalloc(db->alloc, (size_t)n * sizeof(*staged)))) {
+		rc = weft__db_err(db, WEFT_ENOMEM, "out of memory");
+		goto out_free;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		const char *c, *id;
+		size_t cl, il, sl;
+		const void *state;
+		uint32_t k;
+
+		rc = WEFT_EPROTO;
+		if (weft__mp_read_array(&r, &k) != WEFT_OK || k != 3 ||
+		    weft__mp_read_str(&r, &c, &cl) != WEFT_OK ||
+		    weft__mp_read_str(&r, &id, &il) != WEFT_OK ||
+		    weft__mp_read_bin(&r, &state, &sl) != WEFT_OK) {
+			weft__db_err(db, rc, "change set entry %u is malformed", i);
+			goto out_free;
+		}
+		if (cl == 0 || il == 0 || cl > WEFT_MAX_COLLECTION || il > WEFT_MAX_ID) {
+			weft__db_err(db, rc, "change set entry %u: bad collection or id", i);
+			goto out_free;
+		}
+		if (i > 0 && key_order(pc, pcl, pi, pil, c, cl, id, il) >= 0) {
+			weft__db_err(db, rc, "change set entries not sorted or repeated at %u", i);
+			goto out_free;
+		}
+		pc = c, pcl = cl, pi = id, pil = il;
+		rc = weft__docset_stage_state(db->docs, c, cl, id, il, state, sl, &staged[i]);
+		if (rc != WEFT_OK) {
+			rc = rc == WEFT_ECORRUPT ? WEFT_EPROTO : rc; /* bad bytes from a peer */
+			weft__db_err(db, rc, "change set entry %u (%.*s/%.*s): %s", i, (int)cl, c,
+			             (int)(il > 64 ? 64 : il), id, weft_strerror(rc));
+			goto out_free;
+		}
+		nst++;
+		nchanged += weft__staged_changed(staged[i]);
+		if (weft__staged_max_hlc(staged[i]) > max_hlc)
+			max_hlc = weft__staged_max_hlc(staged[i]);
+	}
+	if (weft__mp_reader_left(&r) != 0) {
+		rc = weft__db_err(db, WEFT_EPROTO, "bytes after the change set");
+		goto out_free;
+	}
+	/* Our clock will observe these HLCs and never go back: a peer clock
+	 * far ahead would drag every later write of ours (up to wrapping the
+	 * HLC) with it. The server re-stamps such ops; peers cannot. */
+	if (journal && WEFT_HLC_MS(max_hlc) > clock_ms(db) + P2P_MAX_DRIFT_MS) {
+		rc = weft__db_err(db, WEFT_EPROTO,
+		                  "change set stamped more than %d hours ahead of our clock",
+		                  (int)(P2P_MAX_DRIFT_MS / 3600000));
+		goto out_free;
+	}
+	rc = WEFT_OK;
+	if (nchanged == 0)
+		goto out_free; /* nothing new: no journal, no writes */
+	if (journal && (rc = weft__writer_meta_put(db->w, P2P_JOURNAL, p, len)) != WEFT_OK) {
+		weft__db_err(db, rc, "out of memory");
+		goto out_free;
+	}
+	/* From here on nothing can stop the import in memory. */
+	for (uint32_t i = 0; i < nst; i++) {
+		bool changed = weft__staged_changed(staged[i]);
+		struct weft_doc *d = weft__docset_commit_staged(db->docs, staged[i]);
+
+		staged[i] = NULL;
+		if (!changed)
+			continue;
+		if (rc == WEFT_OK)
+			rc = weft__db_persist_doc(db, d);
+	}
+	/* Our next writes must be stamped after everything we saw. */
+	weft__hlc_observe(&db->hlc, max_hlc);
+	if (rc == WEFT_OK) {
+		uint8_t raw[8];
+
+		for (int i = 0; i < 8; i++)
+			raw[i] = (uint8_t)(db->hlc.last >> (8 * i));
+		rc = weft__writer_meta_put(db->w, "hlc", raw, sizeof(raw));
+	}
+	if (rc == WEFT_OK)
+		rc = weft__writer_meta_put(db->w, P2P_JOURNAL, &journal_empty, 1);
+	if (rc != WEFT_OK) {
+		/* Applied in memory and journaled, but not all queued: the
+		 * journal must survive until the next open replays it, so no
+		 * later import may overwrite it. */
+		db->p2p_stuck = rc;
+		weft__db_err(db, rc,
+		             "import applied but not queued for the disk (%s); it is "
+		             "journaled and replays on the next open",
+		             weft_strerror(rc));
+	}
+out_free:
+	for (uint32_t i = 0; i < nst; i++)
+		weft__staged_free(db->docs, staged[i]);
+	weft__free(db->alloc, staged);
+	return rc;
+}
+
+int weft_import(weft_db *db, const void *changes, size_t len)
+{
+	if (!db)
+		return WEFT_EINVAL;
+	if (!changes)
+		return weft__db_err(db, WEFT_EINVAL, "changes is NULL");
+	if (!db->w)
+		return weft__db_err(db, WEFT_EINVAL, "replica is open read-only");
+	if (db->p2p_stuck)
+		return weft__db_err(db, db->p2p_stuck,
+		                    "an earlier import could not be queued for the disk: reopen "
+		                    "the replica");
+	if (len > WEFT_MAX_CHANGESET)
+		return weft__db_err(db, WEFT_ETOOBIG, "change set over %u bytes",
+		                    (unsigned)WEFT_MAX_CHANGESET);
+	return import_apply(db, changes, len, true);
+}
+
+int weft__db_p2p_replay(weft_db *db)
+{
+	struct mp_buf b;
+	int rc;
+
+	weft__mp_buf_init(&b, db->alloc, WEFT_MAX_CHANGESET);
+	rc = db->st->vt->meta_get(db->st, P2P_JOURNAL, &b);
+	if (rc == WEFT_ENOTFOUND || (rc == WEFT_OK && b.len == 1 && b.data[0] == journal_empty)) {
+		rc = WEFT_OK;
+		goto out_free;
+	}
+	if (rc != WEFT_OK)
+		goto out_free;
+	rc = import_apply(db, b.data, b.len, false);
+	if (rc == WEFT_EPROTO)
+		rc = WEFT_ECORRUPT; /* our own journal */
+	if (rc == WEFT_OK)          /* nothing changed (all were durable): clear it */
+		rc = weft__writer_meta_put(db->w, P2P_JOURNAL, &journal_empty, 1);
+	if (rc == WEFT_OK)
+		rc = weft__writer_flush(db->w);
+out_free:
+	weft__mp_buf_free(&b);
+	return rc;
 }

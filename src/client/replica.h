@@ -41,6 +41,9 @@ struct weft_db {
 	size_t npend;
 	size_t pend_cap;
 	struct mp_buf scratch; /* encoding scratch */
+	int p2p_stuck;         /* an import could not be queued for the disk
+	                          after it applied: further imports are refused
+	                          until reopen (its journal replays then) */
 	char errmsg[512];
 };
 
@@ -73,6 +76,14 @@ int weft__db_clock_sync(weft_db *db, uint64_t server_ms, uint64_t max_drift_ms, 
 
 /* Wall-clock milliseconds (CLOCK_REALTIME). */
 uint64_t weft__wall_ms(void);
+
+/* Queues a document's full state (weft__doc_encode_full) for the store. */
+int weft__db_persist_doc(weft_db *db, struct weft_doc *d);
+
+/* Re-applies a peer-to-peer import that a crash interrupted (the journal
+ * in meta "p2p_import", client/replica.c). Called by weft_open once the writer
+ * runs. Errors: WEFT_ECORRUPT, WEFT_ENOMEM, store errors. */
+int weft__db_p2p_replay(weft_db *db);
 
 /* Records a new cursor (memory + writer). */
 int weft__db_set_cursor(weft_db *db, const struct weft_cursor *c);

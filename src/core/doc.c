@@ -32,6 +32,12 @@
  * encoding (and not storing them on insert) keeps it canonical: replicas
  * that applied the same ops encode the same bytes.
  *
+ * Each document also keeps a version vector (core/vv.h): replica -> the
+ * largest HLC of its ops applied here, bumped last by every apply (so an
+ * op cut short by WEFT_ENOMEM is never claimed) and merged by max. Whole
+ * states join component by component (weft__docset_stage_state, "joining
+ * states" below) with the same laws as apply.
+ *
  * Children of a node are kept sorted by key bytes (memcmp, then length),
  * which is also the canonical JSON key order, so writing JSON never sorts.
  */
@@ -105,6 +111,7 @@ struct weft_doc {
 	uint32_t coll_len;
 	uint32_t id_len;
 	struct node root;
+	struct weft_vv vv; /* replica -> max HLC of its ops applied here */
 };
 
 struct weft_docset {
@@ -766,6 +773,7 @@ int weft__docset_new(const struct weft_alloc *a, struct weft_docset **out)
 static void doc_free(const struct weft_alloc *a, struct weft_doc *d)
 {
 	node_free_contents(a, &d->root);
+	weft__vv_free(a, &d->vv);
 	weft__free(a, d->coll);
 	weft__free(a, d->id);
 	weft__free(a, d);
@@ -829,12 +837,11 @@ static void docset_grow(struct weft_docset *ds)
 	ds->nbuckets = n;
 }
 
-static int docset_insert(struct weft_docset *ds, const char *coll, size_t coll_len, const char *id,
-                         size_t id_len, struct weft_doc **out)
+/* A new empty document, not yet in any docset. Errors: WEFT_ENOMEM. */
+static int doc_new(const struct weft_alloc *a, const char *coll, size_t coll_len, const char *id,
+                   size_t id_len, struct weft_doc **out)
 {
-	const struct weft_alloc *a = ds->alloc;
 	struct weft_doc *d;
-	size_t b;
 
 	d = weft__zalloc(a, sizeof(*d));
 	if (!d)
@@ -848,14 +855,31 @@ static int docset_insert(struct weft_docset *ds, const char *coll, size_t coll_l
 	d->coll_len = (uint32_t)coll_len;
 	d->id_len = (uint32_t)id_len;
 	d->hash = key_hash(coll, coll_len, id, id_len);
+	*out = d;
+	return WEFT_OK;
+}
+
+/* Links a document from doc_new into the table. Cannot fail. */
+static void docset_link(struct weft_docset *ds, struct weft_doc *d)
+{
+	size_t b;
+
 	if (ds->count >= ds->nbuckets)
 		docset_grow(ds);
 	b = d->hash & (ds->nbuckets - 1);
 	d->next = ds->buckets[b];
 	ds->buckets[b] = d;
 	ds->count++;
-	*out = d;
-	return WEFT_OK;
+}
+
+static int docset_insert(struct weft_docset *ds, const char *coll, size_t coll_len, const char *id,
+                         size_t id_len, struct weft_doc **out)
+{
+	int rc = doc_new(ds->alloc, coll, coll_len, id, id_len, out);
+
+	if (rc == WEFT_OK)
+		docset_link(ds, *out);
+	return rc;
 }
 
 /* ---- apply ---- */
@@ -934,6 +958,10 @@ int weft__docset_apply(struct weft_docset *ds, const struct weft_op *op,
 	}
 	if (n->ext)
 		ext_prune(a, n, ec);
+	/* Last, so that an op cut short by WEFT_ENOMEM is never claimed by the
+	 * version vector (it may only under-claim, which is safe). */
+	if ((rc = weft__vv_bump(a, &d->vv, op->replica, op->hlc, NULL)) != WEFT_OK)
+		return rc;
 
 	if (change) {
 		bool now = weft__doc_visible(d);
@@ -1305,7 +1333,11 @@ int weft__docset_dump(struct weft_docset *ds, struct mp_buf *out)
  *         [[replica, incarnation, max, [counter...]]...],      causal context
  *         [[replica, incarnation, base_hlc, base_replica, p, n]...],  counter
  *         [[element, replica, incarnation, counter, hlc, replica]...]] set
- * state = [2, root node]. Format 1 (no ext, ever) still loads.
+ * state = [2, root node]            (weft__doc_encode: the content)
+ *       | [3, root node, vv]        (weft__doc_encode_full)
+ * vv is the document's version vector, a map {replica -> max hlc} sorted by
+ * replica (core/vv.h). Format 1 ([1, root], no ext, ever) and format 2
+ * load with an empty vv.
  *
  * The encoding is canonical: every list is sorted and free of repeats, the
  * context is compacted, empty actors are left out, and entries already
@@ -1410,6 +1442,19 @@ void weft__doc_encode(const struct weft_doc *d, struct mp_buf *out)
 	weft__mp_write_array(out, 2);
 	weft__mp_write_uint(out, 2);
 	node_encode(&d->root, zero_stamp, out);
+}
+
+void weft__doc_encode_full(const struct weft_doc *d, struct mp_buf *out)
+{
+	weft__mp_write_array(out, 3);
+	weft__mp_write_uint(out, 3);
+	node_encode(&d->root, zero_stamp, out);
+	weft__vv_encode(&d->vv, out);
+}
+
+const struct weft_vv *weft__doc_vv(const struct weft_doc *d)
+{
+	return &d->vv;
 }
 
 static int read_stamp(struct mp_reader *r, struct weft_stamp *s)
@@ -1612,40 +1657,477 @@ static int node_decode(const struct weft_alloc *a, struct node *n, struct mp_rea
 	return WEFT_OK;
 }
 
+/* Decodes a whole state into root (zeroed by the caller) and vv (empty).
+ * On error the caller frees both. Errors: WEFT_ECORRUPT, WEFT_ENOMEM. */
+static int state_decode(const struct weft_alloc *a, const void *state, size_t len,
+                        struct node *root, struct weft_vv *vv)
+{
+	struct mp_reader r;
+	uint32_t n;
+	uint64_t ver;
+	int rc;
+
+	weft__mp_reader_init(&r, state, len);
+	if (weft__mp_read_array(&r, &n) != WEFT_OK || weft__mp_read_uint(&r, &ver) != WEFT_OK ||
+	    ver < 1 || ver > 3 || n != (ver < 3 ? 2 : 3))
+		return WEFT_ECORRUPT;
+	if ((rc = node_decode(a, root, &r, 0, true, ver)) != WEFT_OK)
+		return rc;
+	if (ver >= 3 && (rc = weft__vv_decode(a, &r, vv)) != WEFT_OK)
+		return rc == WEFT_ENOMEM ? rc : WEFT_ECORRUPT;
+	if (weft__mp_reader_left(&r) != 0)
+		return WEFT_ECORRUPT;
+	return WEFT_OK;
+}
+
 int weft__docset_load(struct weft_docset *ds, const char *coll, size_t coll_len, const char *id,
                       size_t id_len, const void *state, size_t len)
 {
 	const struct weft_alloc *a = ds->alloc;
 	struct node root;
-	struct mp_reader r;
+	struct weft_vv vv;
 	struct weft_doc *d;
-	uint32_t n;
-	uint64_t ver;
 	int rc;
 
 	if (coll_len == 0 || id_len == 0 || coll_len > WEFT_MAX_COLLECTION || id_len > WEFT_MAX_ID)
 		return WEFT_ECORRUPT;
 	memset(&root, 0, sizeof(root));
-	weft__mp_reader_init(&r, state, len);
-	if (weft__mp_read_array(&r, &n) != WEFT_OK || n != 2 ||
-	    weft__mp_read_uint(&r, &ver) != WEFT_OK || ver < 1 || ver > 2) {
-		rc = WEFT_ECORRUPT;
+	weft__vv_init(&vv);
+	if ((rc = state_decode(a, state, len, &root, &vv)) != WEFT_OK)
 		goto out_free_root;
-	}
-	if ((rc = node_decode(a, &root, &r, 0, true, ver)) != WEFT_OK)
-		goto out_free_root;
-	if (weft__mp_reader_left(&r) != 0) {
-		rc = WEFT_ECORRUPT;
-		goto out_free_root;
-	}
 	d = weft__docset_find(ds, coll, coll_len, id, id_len);
 	if (!d && (rc = docset_insert(ds, coll, coll_len, id, id_len, &d)) != WEFT_OK)
 		goto out_free_root;
 	node_free_contents(a, &d->root);
+	weft__vv_free(a, &d->vv);
 	d->root = root;
+	d->vv = vv;
 	return WEFT_OK;
 
 out_free_root:
 	node_free_contents(a, &root);
+	weft__vv_free(a, &vv);
+	return rc;
+}
+
+/* ---- joining states (peer-to-peer import) ----
+ *
+ * join(A, B) is the least upper bound of two states, component by
+ * component, the same lattice ops live in:
+ *   leaf            the larger stamp with its value (on equal stamps the
+ *                   larger value bytes, so even a peer that reused a stamp
+ *                   cannot make the join order-dependent);
+ *   obj, clear, ctr, ctr_claim, set, set_claim        max;
+ *   counter entries      union, max of P and of N per key;
+ *   set entries          an entry survives if the other side holds it too
+ *                        or has not seen its dot; contexts unite;
+ *   children             union by key, joined recursively;
+ *   version vector       pointwise max.
+ * Each is commutative, associative and idempotent, so the join is, and
+ * joining the state of a replica that applied ops S into one that applied
+ * T gives the state of S u T applied: the encoding (which leaves out
+ * entries dead by the thresholds, themselves maxima) is the same bytes.
+ *
+ * The join works on private trees (src is consumed: its nodes, values and
+ * entries move into dst) and is only swapped into the docset once every
+ * document of a change set has joined, so a failure changes nothing. */
+
+/* Set entries: the OR-set rule against the other side's context (before
+ * the contexts unite). Entries moved from src are taken out of it. */
+static int se_join(const struct weft_alloc *a, struct ext *dx, struct ext *sx)
+{
+	struct set_entry *out;
+	uint32_t i = 0, j = 0, k = 0;
+	size_t n = (size_t)dx->nse + sx->nse;
+
+	if (n == 0)
+		return WEFT_OK;
+	if (n > UINT32_MAX || !(out = weft__malloc(a, n * sizeof(*out))))
+		return WEFT_ENOMEM;
+	while (i < dx->nse || j < sx->nse) {
+		int c = i == dx->nse   ? 1
+		        : j == sx->nse ? -1
+		                       : se_cmp(&dx->se[i], sx->se[j].elem, sx->se[j].elem_len,
+		                                &sx->se[j].dot);
+
+		if (c == 0) {
+			out[k] = dx->se[i++];
+			out[k].stamp = weft__stamp_max(out[k].stamp, sx->se[j].stamp);
+			k++;
+			j++;
+		} else if (c < 0) {
+			if (!cc_has(sx, &dx->se[i].dot))
+				out[k++] = dx->se[i];
+			else
+				weft__free(a, dx->se[i].elem);
+			dx->se[i++].elem = NULL;
+		} else {
+			if (!cc_has(dx, &sx->se[j].dot)) {
+				out[k++] = sx->se[j];
+				sx->se[j].elem = NULL; /* moved */
+			}
+			j++;
+		}
+	}
+	weft__free(a, dx->se);
+	dx->se = out;
+	dx->nse = k;
+	dx->se_cap = (uint32_t)n;
+	return WEFT_OK;
+}
+
+/* Counter entries: union, pointwise max of the totals. */
+static int ce_join(const struct weft_alloc *a, struct ext *dx, const struct ext *sx)
+{
+	struct ctr_entry *out;
+	uint32_t i = 0, j = 0, k = 0;
+	size_t n = (size_t)dx->nce + sx->nce;
+
+	if (sx->nce == 0)
+		return WEFT_OK;
+	if (n > UINT32_MAX || !(out = weft__malloc(a, n * sizeof(*out))))
+		return WEFT_ENOMEM;
+	while (i < dx->nce || j < sx->nce) {
+		int c = i == dx->nce ? 1
+		        : j == sx->nce
+		            ? -1
+		            : ce_cmp(&dx->ce[i], sx->ce[j].replica, sx->ce[j].inc, sx->ce[j].base);
+
+		if (c == 0) {
+			out[k] = dx->ce[i++];
+			if (sx->ce[j].p > out[k].p)
+				out[k].p = sx->ce[j].p;
+			if (sx->ce[j].n > out[k].n)
+				out[k].n = sx->ce[j].n;
+			j++;
+		} else if (c < 0) {
+			out[k] = dx->ce[i++];
+		} else {
+			out[k] = sx->ce[j++];
+		}
+		k++;
+	}
+	weft__free(a, dx->ce);
+	dx->ce = out;
+	dx->nce = k;
+	dx->ce_cap = (uint32_t)n;
+	return WEFT_OK;
+}
+
+/* The union of two actors' dots into c (which holds d's dots): max of the
+ * maxima, clouds merged above it, then compacted. */
+static int actor_join(const struct weft_alloc *a, struct cc_actor *c, const struct cc_actor *s)
+{
+	uint64_t *cloud = NULL;
+	uint32_t i = 0, j = 0, k = 0, drop = 0;
+	size_t n = (size_t)c->ncloud + s->ncloud;
+
+	if (s->max > c->max)
+		c->max = s->max;
+	if (n > UINT32_MAX)
+		return WEFT_ENOMEM;
+	if (n && !(cloud = weft__malloc(a, n * sizeof(*cloud))))
+		return WEFT_ENOMEM;
+	while (i < c->ncloud || j < s->ncloud) {
+		uint64_t v;
+
+		if (j == s->ncloud || (i < c->ncloud && c->cloud[i] < s->cloud[j]))
+			v = c->cloud[i++];
+		else if (i == c->ncloud || s->cloud[j] < c->cloud[i])
+			v = s->cloud[j++];
+		else
+			v = c->cloud[i++], j++;
+		if (v > c->max)
+			cloud[k++] = v;
+	}
+	while (drop < k && cloud[drop] == c->max + 1) {
+		c->max++;
+		drop++;
+	}
+	if (drop)
+		memmove(cloud, cloud + drop, (k - drop) * sizeof(*cloud));
+	weft__free(a, c->cloud);
+	c->cloud = cloud;
+	c->ncloud = k - drop;
+	c->cap = (uint32_t)n;
+	return WEFT_OK;
+}
+
+/* Causal contexts: union per actor. Clouds of actors only src has move. */
+static int cc_join(const struct weft_alloc *a, struct ext *dx, struct ext *sx)
+{
+	struct cc_actor *out;
+	uint32_t i = 0, j = 0, k = 0;
+	size_t n = (size_t)dx->ncc + sx->ncc;
+	int rc;
+
+	if (sx->ncc == 0)
+		return WEFT_OK;
+	if (n > UINT32_MAX || !(out = weft__zalloc(a, n * sizeof(*out))))
+		return WEFT_ENOMEM;
+	while (i < dx->ncc || j < sx->ncc) {
+		int c = i == dx->ncc   ? 1
+		        : j == sx->ncc ? -1
+		                       : actor_cmp(dx->cc[i].replica, dx->cc[i].inc,
+		                                   sx->cc[j].replica, sx->cc[j].inc);
+		struct cc_actor *from = c <= 0 ? &dx->cc[i] : &sx->cc[j];
+
+		out[k] = *from;
+		from->cloud = NULL; /* moved */
+		from->ncloud = from->cap = 0;
+		if (c == 0 && (rc = actor_join(a, &out[k], &sx->cc[j])) != WEFT_OK) {
+			for (uint32_t q = 0; q <= k; q++)
+				weft__free(a, out[q].cloud);
+			weft__free(a, out);
+			return rc;
+		}
+		i += c <= 0;
+		j += c >= 0;
+		k++;
+	}
+	weft__free(a, dx->cc); /* every cloud moved out */
+	dx->cc = out;
+	dx->ncc = k;
+	dx->cc_cap = (uint32_t)n;
+	return WEFT_OK;
+}
+
+static int ext_join(const struct weft_alloc *a, struct node *dst, struct node *src)
+{
+	struct ext *dx = dst->ext, *sx = src->ext;
+	int rc;
+
+	if (!sx)
+		return WEFT_OK;
+	if (!dx) {
+		dst->ext = sx;
+		src->ext = NULL;
+		return WEFT_OK;
+	}
+	/* Entries first: the rule reads both contexts as they were. */
+	if ((rc = se_join(a, dx, sx)) != WEFT_OK || (rc = ce_join(a, dx, sx)) != WEFT_OK ||
+	    (rc = cc_join(a, dx, sx)) != WEFT_OK)
+		return rc;
+	dx->ctr = weft__stamp_max(dx->ctr, sx->ctr);
+	dx->ctr_claim = weft__stamp_max(dx->ctr_claim, sx->ctr_claim);
+	dx->set = weft__stamp_max(dx->set, sx->set);
+	dx->set_claim = weft__stamp_max(dx->set_claim, sx->set_claim);
+	return WEFT_OK;
+}
+
+/* Joins src into dst (both private trees; src is consumed). On error both
+ * stay well-formed for node_free_contents, in some partial state. */
+static int node_join(const struct weft_alloc *a, struct node *dst, struct node *src)
+{
+	int c = weft__stamp_cmp(src->leaf, dst->leaf);
+	uint32_t extra = 0, i = 0, j = 0, k = 0;
+	int rc;
+
+	if (c == 0 && !weft__stamp_is_zero(src->leaf))
+		c = key_cmp((const char *)src->val, src->val_len, (const char *)dst->val,
+		            dst->val_len);
+	if (c > 0) {
+		uint8_t *v = dst->val;
+
+		dst->val = src->val;
+		dst->val_len = src->val_len;
+		dst->leaf = src->leaf;
+		src->val = v;
+	}
+	dst->obj = weft__stamp_max(dst->obj, src->obj);
+	dst->clear = weft__stamp_max(dst->clear, src->clear);
+	if ((rc = ext_join(a, dst, src)) != WEFT_OK)
+		return rc;
+
+	/* Children present on both sides join in place; then the others move
+	 * over in one merge of the two sorted lists. */
+	for (j = 0; j < src->nkids; j++) {
+		bool found;
+		uint32_t at = kid_search(dst, src->kids[j]->key, src->kids[j]->key_len, &found);
+
+		if (!found)
+			extra++;
+		else if ((rc = node_join(a, dst->kids[at], src->kids[j])) != WEFT_OK)
+			return rc;
+	}
+	if (extra) {
+		size_t n = (size_t)dst->nkids + extra;
+		struct node **kids;
+		uint32_t left = 0;
+
+		if (n > UINT32_MAX || !(kids = weft__malloc(a, n * sizeof(*kids))))
+			return WEFT_ENOMEM;
+		for (i = 0, j = 0; i < dst->nkids || j < src->nkids;) {
+			int kc = i == dst->nkids ? 1
+			         : j == src->nkids
+			             ? -1
+			             : key_cmp(dst->kids[i]->key, dst->kids[i]->key_len,
+			                       src->kids[j]->key, src->kids[j]->key_len);
+
+			if (kc <= 0) {
+				kids[k++] = dst->kids[i++];
+				if (kc == 0)
+					src->kids[left++] = src->kids[j++]; /* joined; stays */
+			} else {
+				kids[k++] = src->kids[j++]; /* moved */
+			}
+		}
+		src->nkids = left;
+		weft__free(a, dst->kids);
+		dst->kids = kids;
+		dst->nkids = k;
+		dst->cap = (uint32_t)n;
+	}
+	return WEFT_OK;
+}
+
+struct weft_staged {
+	struct weft_doc *doc;   /* the local document it replaces, or NULL */
+	struct weft_doc *fresh; /* NULL, or a new unlinked document to add */
+	struct node root;       /* the joined tree (when changed) */
+	struct weft_vv vv;      /* the joined version vector (when changed) */
+	bool changed;           /* the join differs from the local state */
+	uint64_t in_max;        /* largest HLC in the incoming vector */
+};
+
+void weft__staged_free(struct weft_docset *ds, struct weft_staged *s)
+{
+	if (!s)
+		return;
+	node_free_contents(ds->alloc, &s->root);
+	weft__vv_free(ds->alloc, &s->vv);
+	if (s->fresh)
+		doc_free(ds->alloc, s->fresh);
+	weft__free(ds->alloc, s);
+}
+
+bool weft__staged_changed(const struct weft_staged *s)
+{
+	return s->changed;
+}
+
+uint64_t weft__staged_max_hlc(const struct weft_staged *s)
+{
+	return s->in_max;
+}
+
+int weft__docset_stage_state(struct weft_docset *ds, const char *coll, size_t coll_len,
+                             const char *id, size_t id_len, const void *state, size_t len,
+                             struct weft_staged **out)
+{
+	const struct weft_alloc *a = ds->alloc;
+	struct weft_staged *s;
+	struct mp_buf local, joined;
+	struct node in;
+	struct weft_vv in_vv;
+	int rc;
+
+	if (coll_len == 0 || id_len == 0 || coll_len > WEFT_MAX_COLLECTION || id_len > WEFT_MAX_ID)
+		return WEFT_ECORRUPT;
+	if (!(s = weft__zalloc(a, sizeof(*s))))
+		return WEFT_ENOMEM;
+	memset(&in, 0, sizeof(in));
+	weft__vv_init(&in_vv);
+	weft__vv_init(&s->vv);
+	weft__mp_buf_init(&local, a, 0);
+	weft__mp_buf_init(&joined, a, 0);
+	s->doc = weft__docset_find(ds, coll, coll_len, id, id_len);
+	if (s->doc) {
+		weft__doc_encode_full(s->doc, &local);
+		if ((rc = local.err) != WEFT_OK)
+			goto out_free;
+		/* Nothing new (a repeated import): no decode, no join. */
+		if (local.len == len && memcmp(local.data, state, len) == 0)
+			goto out_ok;
+	}
+	if ((rc = state_decode(a, state, len, &in, &in_vv)) != WEFT_OK)
+		goto out_free;
+	s->in_max = weft__vv_max_hlc(&in_vv);
+	if (!s->doc) {
+		if ((rc = doc_new(a, coll, coll_len, id, id_len, &s->fresh)) != WEFT_OK)
+			goto out_free;
+		s->root = in;
+		s->vv = in_vv;
+		memset(&in, 0, sizeof(in));
+		weft__vv_init(&in_vv);
+		s->changed = true;
+		goto out_ok;
+	}
+	/* A private copy of the local document (decoding its canonical bytes
+	 * also leaves out its dead entries), then the join into it. */
+	if ((rc = state_decode(a, local.data, local.len, &s->root, &s->vv)) != WEFT_OK)
+		goto out_free;
+	if ((rc = node_join(a, &s->root, &in)) != WEFT_OK ||
+	    (rc = weft__vv_join(a, &s->vv, &in_vv)) != WEFT_OK)
+		goto out_free;
+	weft__mp_write_array(&joined, 3);
+	weft__mp_write_uint(&joined, 3);
+	node_encode(&s->root, zero_stamp, &joined);
+	weft__vv_encode(&s->vv, &joined);
+	if ((rc = joined.err) != WEFT_OK)
+		goto out_free;
+	s->changed = joined.len != local.len || memcmp(joined.data, local.data, local.len) != 0;
+out_ok:
+	*out = s;
+	s = NULL;
+	rc = WEFT_OK;
+out_free:
+	weft__staged_free(ds, s);
+	node_free_contents(a, &in);
+	weft__vv_free(a, &in_vv);
+	weft__mp_buf_free(&local);
+	weft__mp_buf_free(&joined);
+	return rc;
+}
+
+struct weft_doc *weft__docset_commit_staged(struct weft_docset *ds, struct weft_staged *s)
+{
+	struct weft_doc *d = s->doc;
+
+	if (s->fresh) {
+		d = s->fresh;
+		s->fresh = NULL;
+		docset_link(ds, d);
+	}
+	if (s->changed) {
+		node_free_contents(ds->alloc, &d->root);
+		weft__vv_free(ds->alloc, &d->vv);
+		d->root = s->root;
+		d->vv = s->vv;
+		memset(&s->root, 0, sizeof(s->root));
+		weft__vv_init(&s->vv);
+	}
+	weft__staged_free(ds, s);
+	return d;
+}
+
+int weft__docset_merge_state(struct weft_docset *ds, const char *coll, size_t coll_len,
+                             const char *id, size_t id_len, const void *state, size_t len,
+                             bool *changed, struct weft_doc **doc_out)
+{
+	struct weft_staged *s;
+	struct weft_doc *d;
+	int rc = weft__docset_stage_state(ds, coll, coll_len, id, id_len, state, len, &s);
+
+	if (rc != WEFT_OK)
+		return rc;
+	if (changed)
+		*changed = s->changed;
+	d = weft__docset_commit_staged(ds, s);
+	if (doc_out)
+		*doc_out = d;
+	return WEFT_OK;
+}
+
+int weft__docset_vv(struct weft_docset *ds, struct weft_vv *out)
+{
+	int rc = WEFT_OK;
+
+	weft__vv_init(out);
+	for (size_t i = 0; i < ds->nbuckets && rc == WEFT_OK; i++)
+		for (struct weft_doc *d = ds->buckets[i]; d && rc == WEFT_OK; d = d->next)
+			rc = weft__vv_join(ds->alloc, out, &d->vv);
+	if (rc != WEFT_OK)
+		weft__vv_free(ds->alloc, out);
 	return rc;
 }

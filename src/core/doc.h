@@ -25,6 +25,11 @@
  * number of times, gives the same state (commutative, associative,
  * idempotent), and the visible JSON is a function of the state.
  *
+ * Each document also carries a version vector (core/vv.h): for each
+ * replica, the largest HLC of its ops applied to the document, bumped by
+ * every apply and joined by weft__docset_merge_state. Peer-to-peer sync
+ * uses it to find what a peer lacks.
+ *
  * A docset is the in-memory set of documents of a replica or server,
  * addressed by (collection, id) through a hash table.
  */
@@ -39,6 +44,7 @@
 #include "core/hlc.h"
 #include "core/mp.h"
 #include "core/op.h"
+#include "core/vv.h"
 
 struct weft_doc;
 struct weft_docset;
@@ -56,7 +62,8 @@ void weft__docset_free(struct weft_docset *ds);
 /* Number of documents held (visible or not). */
 size_t weft__docset_count(const struct weft_docset *ds);
 
-/* The document, or NULL. Borrowed: valid until the next apply/load. */
+/* The document, or NULL. Borrowed: valid until the next apply, load or
+ * commit of a staged state. */
 struct weft_doc *weft__docset_find(struct weft_docset *ds, const char *coll, size_t coll_len,
                                    const char *id, size_t id_len);
 
@@ -71,8 +78,10 @@ struct weft_doc *weft__docset_find(struct weft_docset *ds, const char *coll, siz
 int weft__docset_apply(struct weft_docset *ds, const struct weft_op *op,
                        enum weft_doc_change *change, struct weft_doc **doc_out);
 
-/* Loads a document's encoded state (weft__doc_encode), replacing any
- * document with the same key. Errors: WEFT_ECORRUPT, WEFT_ENOMEM. */
+/* Loads a document's encoded state (weft__doc_encode or
+ * weft__doc_encode_full; formats 1-3), replacing any document with the
+ * same key, version vector included (empty for formats 1 and 2).
+ * Errors: WEFT_ECORRUPT, WEFT_ENOMEM. */
 int weft__docset_load(struct weft_docset *ds, const char *coll, size_t coll_len, const char *id,
                       size_t id_len, const void *state, size_t len);
 
@@ -88,8 +97,57 @@ bool weft__doc_visible(const struct weft_doc *d);
 /* Appends the visible document as canonical JSON to out. The document
  * must be visible. */
 int weft__doc_write_json(const struct weft_doc *d, struct mp_buf *out);
-/* Appends the full state (every stamp, tombstones included) to out. */
+/* Appends the content state (every stamp, tombstones included; format 2)
+ * to out. This is what the server stores and sends and what Merkle leaves
+ * hash: it leaves out the version vector, which only peer-to-peer sync
+ * uses (a replica and the server that applied different but superseded
+ * ops still compare equal). */
 void weft__doc_encode(const struct weft_doc *d, struct mp_buf *out);
+/* Appends the full state, format 3: the content state and the document's
+ * version vector. What a replica stores and what peers exchange. */
+void weft__doc_encode_full(const struct weft_doc *d, struct mp_buf *out);
+/* The document's version vector (core/vv.h): for each replica, the largest
+ * HLC of its ops applied to the document. Borrowed, like the document. */
+const struct weft_vv *weft__doc_vv(const struct weft_doc *d);
+
+/*
+ * Peer-to-peer import: joining a state (weft__doc_encode_full, or an older
+ * format) into the local document of the same key, as the lattice join of
+ * every component (docs/DATA-MODEL.md, "Peer-to-peer sync"): commutative,
+ * associative and idempotent.
+ *
+ * In two steps so that a whole change set applies all or nothing:
+ * weft__docset_stage_state decodes and validates the state and builds the
+ * joined document privately (the docset is not touched); after every
+ * entry has staged, weft__docset_commit_staged swaps each in (it cannot
+ * fail). The docset must not change between the two, and no two staged
+ * entries may have the same key. weft__staged_free drops one uncommitted
+ * (NULL is a no-op).
+ * Errors of stage: WEFT_ECORRUPT (malformed or non-canonical state, bad
+ * key lengths), WEFT_ENOMEM. *out is set only on success.
+ */
+struct weft_staged;
+int weft__docset_stage_state(struct weft_docset *ds, const char *coll, size_t coll_len,
+                             const char *id, size_t id_len, const void *state, size_t len,
+                             struct weft_staged **out);
+/* Whether committing changes the document (false: the join is the local
+ * state already, e.g. a repeated import). */
+bool weft__staged_changed(const struct weft_staged *s);
+/* The largest HLC in the incoming state's version vector (0 when the
+ * state brought nothing new). */
+uint64_t weft__staged_max_hlc(const struct weft_staged *s);
+/* Swaps the joined document in, consuming s; returns the document. */
+struct weft_doc *weft__docset_commit_staged(struct weft_docset *ds, struct weft_staged *s);
+void weft__staged_free(struct weft_docset *ds, struct weft_staged *s);
+/* Stage and commit one state. *changed and *doc_out may be NULL. On error
+ * the docset is unchanged. Errors: as weft__docset_stage_state. */
+int weft__docset_merge_state(struct weft_docset *ds, const char *coll, size_t coll_len,
+                             const char *id, size_t id_len, const void *state, size_t len,
+                             bool *changed, struct weft_doc **doc_out);
+/* The replica's version vector: the pointwise max of every document's,
+ * into out (initialised here; free with weft__vv_free and the docset's
+ * allocator). O(documents x entries). Errors: WEFT_ENOMEM (out empty). */
+int weft__docset_vv(struct weft_docset *ds, struct weft_vv *out);
 
 /*
  * Building CRDT op values (op.h) from the issuing replica's own state, so
