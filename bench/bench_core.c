@@ -4,6 +4,8 @@
  *   local_put     weft_put_json of a 5-field document through the replica
  *                 (memory + oplog queue; durable in the background)
  *   local_get     weft_get_json by id (includes writing canonical JSON)
+ *   counter_incr  weft_incr on 1,000 documents' counters
+ *   set_add       weft_set_add of 50 distinct elements into 1,000 sets
  *   remote_apply  docset apply of decoded remote ops (field ops/s)
  *   flush         weft_flush after the puts: the write-behind cost
  *   memory        bytes a docset holds for 100,000 documents of 5 fields
@@ -213,7 +215,7 @@ static double bench_sqlite_bare(struct ops *o, int n, const char *dir)
 int main(int argc, char **argv)
 {
 	int n = argc > 1 ? atoi(argv[1]) : 100000;
-	double put[5], get[5], flush[5], apply[5], bare[5];
+	double put[5], get[5], flush[5], apply[5], bare[5], incr[5], sadd[5];
 	char dir[] = "/tmp/weft-bench-XXXXXX";
 	struct ops o;
 
@@ -255,6 +257,25 @@ int main(int argc, char **argv)
 			weft_free(out);
 		}
 		get[run] = (now_s() - t0) / n;
+		t0 = now_s();
+		for (int i = 0; i < n; i++) {
+			char id[32];
+
+			snprintf(id, sizeof(id), "doc%d", i % 1000);
+			if (weft_incr(db, "stats", id, "views", 1) != WEFT_OK)
+				return 1;
+		}
+		incr[run] = (now_s() - t0) / n;
+		t0 = now_s();
+		for (int i = 0; i < n; i++) {
+			char id[32], elem[32];
+
+			snprintf(id, sizeof(id), "doc%d", i % 1000);
+			snprintf(elem, sizeof(elem), "%d", i % 50);
+			if (weft_set_add(db, "stats", id, "tags", elem) != WEFT_OK)
+				return 1;
+		}
+		sadd[run] = (now_s() - t0) / n;
 		weft_close(db);
 		snprintf(cmd, sizeof(cmd), "rm -f '%s'*", path);
 		if (system(cmd) != 0)
@@ -264,6 +285,9 @@ int main(int argc, char **argv)
 	}
 	printf("{\"bench\":\"local_put\",\"n\":%d,\"ns_per_op\":%.0f}\n", n, median5(put) * 1e9);
 	printf("{\"bench\":\"local_get\",\"n\":%d,\"ns_per_op\":%.0f}\n", n, median5(get) * 1e9);
+	printf("{\"bench\":\"counter_incr\",\"n\":%d,\"ns_per_op\":%.0f}\n", n,
+	       median5(incr) * 1e9);
+	printf("{\"bench\":\"set_add\",\"n\":%d,\"ns_per_op\":%.0f}\n", n, median5(sadd) * 1e9);
 	printf("{\"bench\":\"flush_after_puts\",\"n\":%d,\"ms\":%.1f}\n", n, median5(flush) * 1e3);
 	printf("{\"bench\":\"remote_apply\",\"n\":%d,\"field_ops_per_s\":%.0f}\n", n,
 	       5.0 * n / median5(apply));

@@ -538,7 +538,7 @@ static void test_model_random_histories(void **state)
 	const char *env = getenv("WEFT_TEST_SEED");
 	const char *rounds_env = getenv("WEFT_TEST_ROUNDS");
 	uint64_t seed = env ? strtoull(env, NULL, 0) : 0x5eed1234ULL;
-	int rounds = rounds_env ? atoi(rounds_env) : 2000;
+	int rounds = rounds_env ? atoi(rounds_env) : 10000;
 
 	(void)state;
 	printf("test_model_random_histories: seed %llu, %d rounds (WEFT_TEST_SEED to replay)\n",
