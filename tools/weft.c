@@ -41,7 +41,7 @@ enum {
 #define DEFAULT_WAIT_MS 10000
 #define DEFAULT_LISTEN "127.0.0.1:7410"
 #define DEFAULT_DATA "./weft-data"
-#define MAX_POS 4
+#define MAX_POS 5
 
 /* One bit per option, so that each command can list the ones it accepts. */
 enum {
@@ -105,6 +105,8 @@ static int cmd_del(struct cli *c);
 static int cmd_incr(struct cli *c);
 static int cmd_sadd(struct cli *c);
 static int cmd_srem(struct cli *c);
+static int cmd_text_insert(struct cli *c);
+static int cmd_text_delete(struct cli *c);
 static int cmd_sync(struct cli *c);
 static int cmd_watch(struct cli *c);
 static int cmd_dump(struct cli *c);
@@ -196,6 +198,36 @@ static const struct command commands[] = {
                 "\n"
                 "  --db, --server, --wait  as for `weft put`.\n",
         .run = cmd_srem,
+    },
+    {
+        .name = "text-insert",
+        .opts = OPT_DB | OPT_SERVER | OPT_WAIT,
+        .required = OPT_DB,
+        .min_pos = 5,
+        .max_pos = 5,
+        .synopsis = "weft text-insert --db FILE [--server URL [--wait SECONDS]] COLLECTION ID PATH "
+                    "POS TEXT",
+        .help = "Inserts TEXT (UTF-8) before the code point at POS (0 is the start) of the\n"
+                "collaborative text at PATH of document COLLECTION/ID. Concurrent edits on\n"
+                "other replicas all survive. If PATH is not a text yet, it becomes one.\n"
+                "PATH is dot-separated object keys (\\. for a literal dot).\n"
+                "\n"
+                "  --db, --server, --wait  as for `weft put`.\n",
+        .run = cmd_text_insert,
+    },
+    {
+        .name = "text-delete",
+        .opts = OPT_DB | OPT_SERVER | OPT_WAIT,
+        .required = OPT_DB,
+        .min_pos = 5,
+        .max_pos = 5,
+        .synopsis = "weft text-delete --db FILE [--server URL [--wait SECONDS]] COLLECTION ID PATH "
+                    "POS COUNT",
+        .help = "Deletes COUNT code points from POS of the collaborative text at PATH of\n"
+                "document COLLECTION/ID. PATH as for `weft text-insert`.\n"
+                "\n"
+                "  --db, --server, --wait  as for `weft put`.\n",
+        .run = cmd_text_delete,
     },
     {
         .name = "get",
@@ -894,6 +926,59 @@ static int cmd_srem(struct cli *c)
 	if (!element_ok(c->pos[3]))
 		return usage_err(c, "VALUE: '%s' is not a JSON scalar", c->pos[3]);
 	return run_write(c, write_srem);
+}
+
+/* POS and COUNT of text-insert/text-delete: a decimal size_t. */
+static int parse_size(const char *s, size_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v > SIZE_MAX)
+		return -1;
+	*out = (size_t)v;
+	return 0;
+}
+
+static int write_text_insert(struct cli *c, weft_db *db)
+{
+	size_t pos = 0;
+
+	(void)parse_size(c->pos[3], &pos); /* checked by cmd_text_insert */
+	return weft_text_insert(db, c->pos[0], c->pos[1], c->pos[2], pos, c->pos[4]);
+}
+
+static int write_text_delete(struct cli *c, weft_db *db)
+{
+	size_t pos = 0, count = 0;
+
+	(void)parse_size(c->pos[3], &pos); /* checked by cmd_text_delete */
+	(void)parse_size(c->pos[4], &count);
+	return weft_text_delete(db, c->pos[0], c->pos[1], c->pos[2], pos, count);
+}
+
+static int cmd_text_insert(struct cli *c)
+{
+	size_t pos;
+
+	if (parse_size(c->pos[3], &pos) != 0)
+		return usage_err(c, "POS: '%s' is not a non-negative integer", c->pos[3]);
+	return run_write(c, write_text_insert);
+}
+
+static int cmd_text_delete(struct cli *c)
+{
+	size_t pos, count;
+
+	if (parse_size(c->pos[3], &pos) != 0)
+		return usage_err(c, "POS: '%s' is not a non-negative integer", c->pos[3]);
+	if (parse_size(c->pos[4], &count) != 0)
+		return usage_err(c, "COUNT: '%s' is not a non-negative integer", c->pos[4]);
+	return run_write(c, write_text_delete);
 }
 
 static int cmd_get(struct cli *c)

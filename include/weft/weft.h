@@ -192,6 +192,41 @@ WEFT_API int weft_set_remove(weft_db *db, const char *collection, const char *id
                              const char *element_json);
 
 /*
+ * Collaborative text (docs/DATA-MODEL.md, "Text"): the field at `path` (as
+ * for weft_incr) reads as a JSON string that several replicas can edit at
+ * once; concurrent edits all survive and converge (typing at the same spot
+ * on two replicas keeps each run of text together, never interleaved).
+ *
+ * weft_text_insert inserts the NUL-terminated UTF-8 string `utf8` (may be
+ * empty) before the code point at `pos` (0 <= pos <= length).
+ * weft_text_delete removes `count` code points starting at `pos`
+ * (pos + count <= length). Positions and counts are Unicode code points of
+ * the text this replica shows at the path now. If the path does not show
+ * as a text here, the edit claims it as one, as weft_incr does for a
+ * counter: older values, objects and other-type data at the path are gone,
+ * and the edit applies to an empty text (or to the text the path held
+ * before, if it was hidden under a newer value without being reset).
+ * Deleting, replacing or writing a value at the path (or above it) resets
+ * the text: edits made without having seen the reset are dropped.
+ *
+ * Each call applies to memory, queues one op for the oplog and sync, and
+ * returns without waiting for the disk, like weft_put_json. An edit costs
+ * O(length of the text) on this replica (the op is built on a copy).
+ *
+ * Errors: WEFT_EINVAL (NULL/empty collection, id or path, bad path, NULL
+ * utf8, bad UTF-8, pos or count out of range, read-only replica),
+ * WEFT_ETOOBIG (path over the limits, an edit whose op would pass the 1 MiB
+ * value limit, or the text's own limits: 65536 writer incarnations per
+ * text, 2^31 ops or bytes per incarnation), WEFT_ENOMEM. On error nothing
+ * changed. Calls on one handle come from one thread at a time. All
+ * arguments are borrowed for the call only.
+ */
+WEFT_API int weft_text_insert(weft_db *db, const char *collection, const char *id, const char *path,
+                              size_t pos, const char *utf8);
+WEFT_API int weft_text_delete(weft_db *db, const char *collection, const char *id, const char *path,
+                              size_t pos, size_t count);
+
+/*
  * Writes the canonical JSON of the visible document into a new buffer.
  * On success *out is a NUL-terminated string the caller frees with
  * weft_free, and *out_len (if not NULL) its length.

@@ -311,6 +311,8 @@ int weft_open(const char *path, const weft_options *opts, weft_db **out)
 	}
 	if ((rc = open_meta(db, path, db->opts.read_only)) != WEFT_OK)
 		goto out_close;
+	/* Texts created or loaded here edit as this incarnation. */
+	weft__docset_set_agent(db->docs, db->replica, db->incarnation);
 	if ((rc = db->st->vt->doc_scan(db->st, load_doc, db)) != WEFT_OK) {
 		open_err(rc, "%s: loading documents: %s", path, weft_strerror(rc));
 		goto out_close;
@@ -697,6 +699,74 @@ int weft_set_remove(weft_db *db, const char *collection, const char *id, const c
                     const char *element_json)
 {
 	return crdt_op(db, collection, id, path, WEFT_OP_SREM, 0, element_json);
+}
+
+/* ---- collaborative text ---- */
+
+/* Builds a TEXT op from the replica's own state (the edit is made on a copy
+ * of the text, core/doc.h) and issues it through local_op. */
+static int text_op(weft_db *db, const char *collection, const char *id, const char *path, bool del,
+                   size_t pos, const char *utf8, size_t count)
+{
+	struct weft_op op;
+	struct mp_buf pb, vb;
+	size_t clen = 0, ilen = 0, len = 0;
+	int rc;
+
+	if ((rc = check_key(db, collection, id, &clen, &ilen)) != WEFT_OK)
+		return rc;
+	if (!del) {
+		if (!utf8)
+			return weft__db_err(db, WEFT_EINVAL, "text is required");
+		len = strlen(utf8);
+		if (!weft__utf8_valid(utf8, len))
+			return weft__db_err(db, WEFT_EINVAL, "text is not valid UTF-8");
+		if (len > WEFT_MAX_VALUE)
+			return weft__db_err(db, WEFT_ETOOBIG, "text edit larger than %d bytes",
+			                    WEFT_MAX_VALUE);
+	}
+	if (!db->w)
+		return weft__db_err(db, WEFT_EINVAL, "replica is open read-only");
+	weft__mp_buf_init(&pb, db->alloc, 0);
+	weft__mp_buf_init(&vb, db->alloc, 0);
+	if ((rc = path_parse(db, path, &pb)) != WEFT_OK)
+		goto out_free;
+	rc = weft__docset_text_value(db->docs, collection, clen, id, ilen, pb.data, pb.len,
+	                             db->replica, db->incarnation, del, pos, utf8, len, count, &vb);
+	if (rc != WEFT_OK) {
+		weft__db_err(db, rc,
+		             rc == WEFT_EINVAL    ? "text position or count out of range"
+		             : rc == WEFT_ETOOBIG ? "text over its limits"
+		                                  : "out of memory");
+		goto out_free;
+	}
+	memset(&op, 0, sizeof(op));
+	op.kind = WEFT_OP_TEXT;
+	op.coll = collection;
+	op.coll_len = clen;
+	op.id = id;
+	op.id_len = ilen;
+	op.path = pb.data;
+	op.path_len = pb.len;
+	op.value = vb.data;
+	op.value_len = vb.len;
+	rc = local_op(db, &op);
+out_free:
+	weft__mp_buf_free(&pb);
+	weft__mp_buf_free(&vb);
+	return rc;
+}
+
+int weft_text_insert(weft_db *db, const char *collection, const char *id, const char *path,
+                     size_t pos, const char *utf8)
+{
+	return text_op(db, collection, id, path, false, pos, utf8, 0);
+}
+
+int weft_text_delete(weft_db *db, const char *collection, const char *id, const char *path,
+                     size_t pos, size_t count)
+{
+	return text_op(db, collection, id, path, true, pos, NULL, count);
 }
 
 /* ---- remote changes (called by sync.c) ---- */

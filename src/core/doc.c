@@ -13,8 +13,9 @@
  *   n shows as a leaf   if leaf ok and (not obj ok or leaf > obj)
  *   n shows as an object if obj ok and not shown as a leaf
  *
- * Counters and add-wins sets (docs/DATA-MODEL.md, "Counters", "Sets") live
- * in an extension allocated only for nodes that received INCR/SADD/SREM ops
+ * Counters, add-wins sets and texts (docs/DATA-MODEL.md, "Counters", "Sets",
+ * "Text") live in an extension allocated only for nodes that received
+ * INCR/SADD/SREM/TEXT ops
  * (plain nodes pay one NULL pointer). Its parts merge by joins too:
  *   ctr, ctr_claim, set, set_claim   stamps, by max;
  *   counter entries                  (replica, incarnation, base) -> (P, N),
@@ -23,6 +24,12 @@
  *                                    dots, context by union; an entry
  *                                    survives unless the other side saw its
  *                                    dot without it.
+ *   txt, txt_claim                   stamps, by max;
+ *   (text base, text)                lexicographic: the larger base wins
+ *                                    (the other missed a reset), equal
+ *                                    bases merge their texts (core/text.h,
+ *                                    itself commutative, associative and
+ *                                    idempotent).
  * Each is a join-semilattice, so apply stays commutative, associative and
  * idempotent. A claim (an op that makes the path its type) kills older
  * data at the node except its own type's; a node shows as the live
@@ -30,7 +37,9 @@
  * liveness uses the thresholds of node_thr, which only grow. Entries that
  * fall below a threshold are dead for good, so leaving them out of the
  * encoding (and not storing them on insert) keeps it canonical: replicas
- * that applied the same ops encode the same bytes.
+ * that applied the same ops encode the same bytes, except inside texts,
+ * whose encoding follows the order their ops were applied in (same
+ * content, possibly different bytes; DATA-MODEL.md, "Text").
  *
  * Each document also keeps a version vector (core/vv.h): replica -> the
  * largest HLC of its ops applied here, bumped last by every apply (so an
@@ -55,12 +64,22 @@ void weft__doc_node_thr(const struct node *n, struct weft_stamp ec_parent, struc
 {
 	struct weft_stamp ec = weft__stamp_max(ec_parent, n->clear);
 
-	t->kids = t->ctr = t->set = ec;
+	t->kids = t->ctr = t->set = t->txt = ec;
 	if (n->ext) {
-		t->ctr = weft__stamp_max(ec, n->ext->set_claim);
-		t->set = weft__stamp_max(ec, n->ext->ctr_claim);
-		t->kids = weft__stamp_max(t->ctr, n->ext->ctr_claim);
+		const struct ext *x = n->ext;
+
+		t->ctr = weft__stamp_max(weft__stamp_max(ec, x->set_claim), x->txt_claim);
+		t->set = weft__stamp_max(weft__stamp_max(ec, x->ctr_claim), x->txt_claim);
+		t->txt = weft__stamp_max(weft__stamp_max(ec, x->ctr_claim), x->set_claim);
+		t->kids = weft__stamp_max(t->ctr, x->ctr_claim);
 	}
+}
+
+/* Whether the node's text instance is live: it exists and was started at
+ * or above the text threshold (an older one missed a reset). */
+bool weft__doc_text_live(const struct ext *x, const struct thr *t)
+{
+	return x && x->text && weft__stamp_cmp(x->tbase, t->txt) >= 0;
 }
 
 bool weft__doc_live(struct weft_stamp s, struct weft_stamp thr)
@@ -96,8 +115,13 @@ static enum shown node_shown(const struct node *n, struct weft_stamp ec_parent, 
 		bs = n->ext->ctr;
 	}
 	if (n->ext && weft__doc_live(n->ext->set, th.set) &&
-	    (best == SHOWN_ABSENT || weft__stamp_cmp(n->ext->set, bs) > 0))
+	    (best == SHOWN_ABSENT || weft__stamp_cmp(n->ext->set, bs) > 0)) {
 		best = SHOWN_SET;
+		bs = n->ext->set;
+	}
+	if (n->ext && weft__doc_live(n->ext->txt, th.txt) &&
+	    (best == SHOWN_ABSENT || weft__stamp_cmp(n->ext->txt, bs) > 0))
+		best = SHOWN_TEXT;
 	return best;
 }
 
@@ -128,6 +152,7 @@ static void ext_free(const struct weft_alloc *a, struct ext *x)
 	weft__free(a, x->se);
 	weft__free(a, x->ce);
 	weft__free(a, x->cc);
+	weft__text_free(x->text);
 	weft__free(a, x);
 }
 
@@ -653,6 +678,11 @@ static void ext_prune(const struct weft_alloc *a, struct node *n, struct weft_st
 			weft__free(a, x->se[i].elem);
 	}
 	x->nse = k;
+	if (x->text && !weft__doc_text_live(x, &t)) {
+		weft__text_free(x->text);
+		x->text = NULL;
+		x->tbase = weft__doc_zero_stamp;
+	}
 }
 
 /* ---- the docset's hash table ---- */
@@ -804,6 +834,111 @@ int weft__docset_insert(struct weft_docset *ds, const char *coll, size_t coll_le
 
 /* ---- apply ---- */
 
+static const struct node *node_lookup(struct weft_docset *ds, const char *coll, size_t coll_len,
+                                      const char *id, size_t id_len, const uint8_t *path,
+                                      size_t path_len, struct thr *t, struct weft_stamp *ec_parent);
+
+void weft__docset_set_agent(struct weft_docset *ds, uint64_t replica, uint32_t incarnation)
+{
+	ds->agent_replica = replica;
+	ds->agent_inc = incarnation;
+}
+
+/* Whether the text's version (how many ops of each agent it holds) is
+ * still `ver`, into *same. Errors: WEFT_ENOMEM. */
+static int text_version_is(const struct weft_alloc *a, struct weft_text *t,
+                           const struct mp_buf *ver, bool *same)
+{
+	struct mp_buf now;
+	int rc;
+
+	weft__mp_buf_init(&now, a, 0);
+	weft__text_version(t, &now);
+	rc = now.err;
+	*same = now.len == ver->len && memcmp(now.data, ver->data, now.len) == 0;
+	weft__mp_buf_free(&now);
+	return rc;
+}
+
+/*
+ * TEXT, first step, before anything else of the document changes: the
+ * update goes into the text instance of the op's base (DATA-MODEL.md,
+ * "Text"). An op whose base is below the text threshold or below the base
+ * of the instance held missed a reset: its text is dead for good and only
+ * its stamps count. An op of the instance's base applies to it in place;
+ * an op of a newer base starts a new instance (*fresh), which the second
+ * step installs in place of the old one. An empty update (an edit that
+ * inserted or deleted nothing) holds no ops: it only claims the path. So
+ * an update that
+ * weft__text_apply refuses (WEFT_EPROTO) changes nothing else; see the
+ * caveats of weft__text_apply for what it may have applied in place.
+ */
+static int text_prepare(struct weft_docset *ds, const struct weft_op *op,
+                        const struct weft_textop *v, struct weft_text **fresh, bool *changed)
+{
+	const struct weft_alloc *a = ds->alloc;
+	struct weft_stamp ec;
+	struct thr t;
+	const struct node *n = node_lookup(ds, op->coll, op->coll_len, op->id, op->id_len, op->path,
+	                                   op->path_len, &t, &ec);
+	struct ext *x = n ? n->ext : NULL;
+	int c = x && x->text ? weft__stamp_cmp(v->base, x->tbase) : 1;
+	struct mp_buf ver;
+	int rc;
+
+	*fresh = NULL;
+	if (weft__stamp_cmp(v->base, t.txt) < 0 || c < 0)
+		return WEFT_OK; /* dead: it missed a reset */
+	if (c == 0) {
+		bool same = true;
+
+		weft__mp_buf_init(&ver, a, 0);
+		weft__text_version(x->text, &ver);
+		rc = ver.err;
+		if (rc == WEFT_OK && v->update_len > 0)
+			rc = weft__text_apply(x->text, v->update, v->update_len);
+		if (rc == WEFT_OK)
+			rc = text_version_is(a, x->text, &ver, &same);
+		if (!same)
+			*changed = true;
+		weft__mp_buf_free(&ver);
+		return rc == WEFT_EINVAL ? WEFT_EPROTO : rc;
+	}
+	if ((rc = weft__text_new(a, ds->agent_replica, ds->agent_inc, fresh)) != WEFT_OK)
+		return rc;
+	if (v->update_len > 0 &&
+	    (rc = weft__text_apply(*fresh, v->update, v->update_len)) != WEFT_OK) {
+		weft__text_free(*fresh);
+		*fresh = NULL;
+		return rc == WEFT_EINVAL ? WEFT_EPROTO : rc;
+	}
+	*changed = true;
+	return WEFT_OK;
+}
+
+/* TEXT, second step, at the target node: installs a new instance and
+ * bumps the stamps. Cannot fail once the extension exists. */
+static int apply_text(const struct weft_alloc *a, struct node *n, const struct weft_textop *v,
+                      struct weft_text **fresh, struct weft_stamp s, bool *changed)
+{
+	struct ext *x;
+	int rc;
+
+	if ((rc = ext_get(a, n, &x)) != WEFT_OK)
+		return rc;
+	if (*fresh) {
+		weft__text_free(x->text);
+		x->text = *fresh;
+		x->tbase = v->base;
+		*fresh = NULL;
+		*changed = true;
+	}
+	bump(&x->txt, s, changed);
+	if (v->claim)
+		bump(&x->txt_claim, s, changed);
+	return WEFT_OK;
+}
+
 int weft__docset_apply(struct weft_docset *ds, const struct weft_op *op,
                        enum weft_doc_change *change, struct weft_doc **doc_out)
 {
@@ -813,15 +948,29 @@ int weft__docset_apply(struct weft_docset *ds, const struct weft_op *op,
 	struct node *n;
 	struct mp_reader r;
 	struct weft_stamp ec = weft__doc_zero_stamp;
+	struct weft_textop tv;
+	struct weft_text *fresh = NULL;
 	uint32_t plen;
-	bool was, changed = false;
+	bool was = false, changed = false;
 	int rc;
 
+	if (op->kind == WEFT_OP_TEXT) {
+		if (op->path_len == 0 ||
+		    weft__op_text_parse(op->value, op->value_len, &tv) != WEFT_OK)
+			return WEFT_EPROTO;
+		d = weft__docset_find(ds, op->coll, op->coll_len, op->id, op->id_len);
+		was = d && weft__doc_visible(d);
+		if ((rc = text_prepare(ds, op, &tv, &fresh, &changed)) != WEFT_OK)
+			return rc;
+	}
 	d = weft__docset_find(ds, op->coll, op->coll_len, op->id, op->id_len);
-	if (!d && (rc = weft__docset_insert(ds, op->coll, op->coll_len, op->id, op->id_len, &d)) !=
-	              WEFT_OK)
-		return rc;
-	was = weft__doc_visible(d);
+	if (!d) {
+		if ((rc = weft__docset_insert(ds, op->coll, op->coll_len, op->id, op->id_len,
+		                              &d)) != WEFT_OK)
+			goto out;
+	} else if (op->kind != WEFT_OP_TEXT) {
+		was = weft__doc_visible(d);
+	}
 
 	/* Walk the path. A write (not a delete) at or below a node makes every
 	 * node on the way an object as of s. */
@@ -830,7 +979,7 @@ int weft__docset_apply(struct weft_docset *ds, const struct weft_op *op,
 	if (op->path_len == 0)
 		plen = 0;
 	else if ((rc = weft__mp_read_array(&r, &plen)) != WEFT_OK)
-		return rc;
+		goto out;
 	for (uint32_t i = 0; i < plen; i++) {
 		const char *k;
 		size_t klen;
@@ -842,9 +991,9 @@ int weft__docset_apply(struct weft_docset *ds, const struct weft_op *op,
 		weft__doc_node_thr(n, ec, &t);
 		ec = t.kids;
 		if ((rc = weft__mp_read_str(&r, &k, &klen)) != WEFT_OK)
-			return rc;
+			goto out;
 		if ((rc = kid_get(a, n, k, klen, &n)) != WEFT_OK)
-			return rc;
+			goto out;
 	}
 
 	switch (op->kind) {
@@ -857,31 +1006,37 @@ int weft__docset_apply(struct weft_docset *ds, const struct weft_op *op,
 	case WEFT_OP_SET:
 		weft__mp_reader_init(&r, op->value, op->value_len);
 		if ((rc = node_set_value(a, n, &r, s, &changed)) != WEFT_OK)
-			return rc;
+			goto out;
 		break;
 	case WEFT_OP_INCR:
 	case WEFT_OP_SADD:
 	case WEFT_OP_SREM:
-		if (plen == 0)
-			return WEFT_EPROTO;
+	case WEFT_OP_TEXT:
+		if (plen == 0) {
+			rc = WEFT_EPROTO;
+			goto out;
+		}
 		if (op->kind == WEFT_OP_INCR)
 			rc = apply_incr(a, n, op, s, &changed);
 		else if (op->kind == WEFT_OP_SADD)
 			rc = apply_sadd(a, n, op, s, ec, &changed);
-		else
+		else if (op->kind == WEFT_OP_SREM)
 			rc = apply_srem(a, n, op, s, &changed);
+		else
+			rc = apply_text(a, n, &tv, &fresh, s, &changed);
 		if (rc != WEFT_OK)
-			return rc;
+			goto out;
 		break;
 	default:
-		return WEFT_EPROTO;
+		rc = WEFT_EPROTO;
+		goto out;
 	}
 	if (n->ext)
 		ext_prune(a, n, ec);
 	/* Last, so that an op cut short by WEFT_ENOMEM is never claimed by the
 	 * version vector (it may only under-claim, which is safe). */
 	if ((rc = weft__vv_bump(a, &d->vv, op->replica, op->hlc, NULL)) != WEFT_OK)
-		return rc;
+		goto out;
 
 	if (change) {
 		bool now = weft__doc_visible(d);
@@ -897,7 +1052,10 @@ int weft__docset_apply(struct weft_docset *ds, const struct weft_op *op,
 	}
 	if (doc_out)
 		*doc_out = d;
-	return WEFT_OK;
+	rc = WEFT_OK;
+out:
+	weft__text_free(fresh);
+	return rc;
 }
 
 /* ---- building CRDT ops from a replica's own state ---- */
@@ -938,7 +1096,7 @@ static const struct node *node_lookup(struct weft_docset *ds, const char *coll, 
 	if (n)
 		weft__doc_node_thr(n, ec, t);
 	else
-		t->kids = t->ctr = t->set = ec;
+		t->kids = t->ctr = t->set = t->txt = ec;
 	return n;
 }
 
@@ -1049,6 +1207,62 @@ int weft__docset_srem_value(struct weft_docset *ds, const char *coll, size_t col
 	}
 	weft__mp_write_bool(out, claim);
 	return out->err;
+}
+
+/*
+ * TEXT [update, base, claim]: the edit is made on a private copy of the
+ * text the issuer sees (the live instance of the node, or a new empty one
+ * at the text threshold), so that nothing changes here until the op is
+ * applied like any other (weft__docset_apply then finds the ops new). The
+ * copy costs O(text) per edit.
+ */
+int weft__docset_text_value(struct weft_docset *ds, const char *coll, size_t coll_len,
+                            const char *id, size_t id_len, const uint8_t *path, size_t path_len,
+                            uint64_t replica, uint32_t inc, bool del, size_t pos, const char *utf8,
+                            size_t len, size_t count, struct mp_buf *out)
+{
+	const struct weft_alloc *a = ds->alloc;
+	struct weft_stamp ec, base;
+	struct thr t;
+	const struct node *n = node_lookup(ds, coll, coll_len, id, id_len, path, path_len, &t, &ec);
+	bool claim = !n || node_shown(n, ec, NULL) != SHOWN_TEXT;
+	struct weft_text *w = NULL;
+	struct mp_buf tmp, upd;
+	int rc;
+
+	weft__mp_buf_init(&tmp, a, 0);
+	weft__mp_buf_init(&upd, a, 0);
+	if (n && weft__doc_text_live(n->ext, &t)) {
+		base = n->ext->tbase;
+		if ((rc = weft__text_encode(n->ext->text, 0, &tmp)) != WEFT_OK)
+			goto out_free;
+		rc = weft__text_load(a, replica, inc, tmp.data, tmp.len, &w);
+		if (rc == WEFT_ECORRUPT)
+			rc = WEFT_EINVAL; /* cannot happen: our own encoding */
+	} else {
+		base = t.txt;
+		rc = weft__text_new(a, replica, inc, &w);
+	}
+	if (rc != WEFT_OK)
+		goto out_free;
+	if (del)
+		rc = weft__text_delete(w, pos, count, &upd);
+	else
+		rc = weft__text_insert(w, pos, utf8, len, &upd);
+	if (rc == WEFT_OK)
+		rc = upd.err;
+	if (rc != WEFT_OK)
+		goto out_free;
+	weft__mp_write_array(out, 4);
+	weft__mp_write_bin(out, upd.data, upd.len);
+	weft__doc_write_stamp(out, base);
+	weft__mp_write_bool(out, claim);
+	rc = out->err;
+out_free:
+	weft__text_free(w);
+	weft__mp_buf_free(&tmp);
+	weft__mp_buf_free(&upd);
+	return rc;
 }
 
 /* ---- listing ---- */
@@ -1172,6 +1386,31 @@ out_free:
 	return rc;
 }
 
+/* The text as a JSON string: the live instance's content, or "" when the
+ * instance missed a reset (text ops after it were made without seeing
+ * it). */
+static int text_write_json(const struct ext *x, const struct thr *t, struct mp_buf *out)
+{
+	size_t len = 0, cap;
+	char *buf;
+	int rc;
+
+	if (!weft__doc_text_live(x, t)) {
+		weft__mp_write_raw(out, "\"\"", 2);
+		return out->err;
+	}
+	cap = weft__text_byte_len(x->text);
+	if (!(buf = weft__malloc(out->alloc, cap ? cap : 1)))
+		return WEFT_ENOMEM;
+	rc = weft__text_read(x->text, buf, cap, &len);
+	if (rc == WEFT_OK) {
+		weft__json_write_str(out, buf, len);
+		rc = out->err;
+	}
+	weft__free(out->alloc, buf);
+	return rc;
+}
+
 static int node_write_json(const struct node *n, struct weft_stamp ec_parent, struct mp_buf *out)
 {
 	struct thr t;
@@ -1191,6 +1430,8 @@ static int node_write_json(const struct node *n, struct weft_stamp ec_parent, st
 	}
 	if (sh == SHOWN_SET)
 		return set_write_json(n->ext, t.set, out);
+	if (sh == SHOWN_TEXT)
+		return text_write_json(n->ext, &t, out);
 	weft__mp_write_raw(out, "{", 1);
 	for (uint32_t i = 0; i < n->nkids; i++) {
 		const struct node *k = n->kids[i];

@@ -16,7 +16,8 @@
  * stamp is live and greater than its leaf stamp, and is absent otherwise.
  * A document is visible when its root is an object.
  *
- * A node may also be a PN-counter or an add-wins set (INCR/SADD/SREM ops);
+ * A node may also be a PN-counter, an add-wins set (INCR/SADD/SREM ops) or
+ * a collaborative text (TEXT ops, core/text.h);
  * their state hangs off the node in an extension, and the node shows as
  * whichever of leaf, object, counter or set was written last among those
  * still live (docs/DATA-MODEL.md, "Counters and sets").
@@ -175,6 +176,27 @@ int weft__docset_sadd_value(struct weft_docset *ds, const char *coll, size_t col
 int weft__docset_srem_value(struct weft_docset *ds, const char *coll, size_t coll_len,
                             const char *id, size_t id_len, const uint8_t *path, size_t path_len,
                             const uint8_t *elem, size_t elem_len, struct mp_buf *out);
+
+/*
+ * Builds the value of a TEXT op [update, base, claim] (op.h) for a local
+ * edit at `path` by agent (replica, inc): an insert of utf8[0..len) (valid
+ * UTF-8) before code point `pos`, or (del) a delete of `count` code points
+ * from `pos`. Positions count in the text the issuer sees at the path:
+ * its live text, or an empty one when there is none (a path showing as
+ * another type shows its hidden live text again once claimed). Changes
+ * nothing in the docset: the edit is made on a copy, and the caller applies
+ * the op. Errors: WEFT_EINVAL (position out of range, bad UTF-8),
+ * WEFT_ETOOBIG (text limits), WEFT_ENOMEM, out->err.
+ */
+int weft__docset_text_value(struct weft_docset *ds, const char *coll, size_t coll_len,
+                            const char *id, size_t id_len, const uint8_t *path, size_t path_len,
+                            uint64_t replica, uint32_t inc, bool del, size_t pos, const char *utf8,
+                            size_t len, size_t count, struct mp_buf *out);
+
+/* Sets the agent (replica, incarnation) of the texts this docset creates
+ * and loads (core/text.h): a replica's own identity, set at open. A server,
+ * which never edits text, leaves the default (0, 0). */
+void weft__docset_set_agent(struct weft_docset *ds, uint64_t replica, uint32_t incarnation);
 
 /* Appends the canonical dump line of a visible document:
  * {"collection":...,"doc":{...},"id":...} and "\n". */

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "core/doc.h"
+#include "core/text.h"
 
 struct node {
 	char *key;               /* key in the parent; NULL for the root */
@@ -66,6 +67,10 @@ struct ext {
 	uint32_t nse, se_cap;
 	struct cc_actor *cc; /* sorted by (replica, inc) */
 	uint32_t ncc, cc_cap;
+	struct weft_stamp txt;       /* max stamp of TEXT ops */
+	struct weft_stamp txt_claim; /* max stamp of claiming TEXT ops */
+	struct weft_stamp tbase;     /* text threshold `text` was started at */
+	struct weft_text *text;      /* the text of base tbase; NULL if none */
 };
 
 struct weft_doc {
@@ -84,15 +89,18 @@ struct weft_docset {
 	struct weft_doc **buckets; /* power-of-two hash table */
 	size_t nbuckets;
 	size_t count;
+	uint64_t agent_replica; /* local text agent (weft__docset_set_agent) */
+	uint32_t agent_inc;     /* its incarnation; 0 on a server */
 };
 
-enum shown { SHOWN_ABSENT, SHOWN_LEAF, SHOWN_OBJECT, SHOWN_COUNTER, SHOWN_SET };
+enum shown { SHOWN_ABSENT, SHOWN_LEAF, SHOWN_OBJECT, SHOWN_COUNTER, SHOWN_SET, SHOWN_TEXT };
 
 /* The thresholds below which parts of a node are dead. */
 struct thr {
 	struct weft_stamp kids; /* leaf, obj and children: clears and claims */
 	struct weft_stamp ctr;  /* counter entries (base) and the ctr stamp */
 	struct weft_stamp set;  /* set entries (stamp) and the set stamp */
+	struct weft_stamp txt;  /* the text (its base) and the txt stamp */
 };
 
 /* The zero stamp: "never". */
@@ -103,6 +111,7 @@ void weft__doc_node_thr(const struct node *n, struct weft_stamp ec_parent, struc
 bool weft__doc_live(struct weft_stamp s, struct weft_stamp thr);
 int weft__doc_key_cmp(const char *a, size_t alen, const char *b, size_t blen);
 void weft__doc_node_free_contents(const struct weft_alloc *a, struct node *n);
+bool weft__doc_text_live(const struct ext *x, const struct thr *t);
 uint32_t weft__doc_kid_search(const struct node *n, const char *key, size_t len, bool *found);
 void weft__doc_write_stamp(struct mp_buf *out, struct weft_stamp s);
 int weft__doc_grow(const struct weft_alloc *a, void **arr, uint32_t *cap, uint32_t need,

@@ -25,7 +25,10 @@
  *         set_hlc, set_replica, set_claim_hlc, set_claim_replica,
  *         [[replica, incarnation, max, [counter...]]...],      causal context
  *         [[replica, incarnation, base_hlc, base_replica, p, n]...],  counter
- *         [[element, replica, incarnation, counter, hlc, replica]...]] set
+ *         [[element, replica, incarnation, counter, hlc, replica]...], set
+ *         text]   (text: only for nodes that received TEXT ops; 12 elements)
+ * text = [txt_hlc, txt_replica, txt_claim_hlc, txt_claim_replica,
+ *         base_hlc, base_replica, weft__text_encode bytes | nil]
  * state = [2, root node]            (weft__doc_encode: the content)
  *       | [3, root node, vv]        (weft__doc_encode_full)
  * vv is the document's version vector, a map {replica -> max hlc} sorted by
@@ -35,18 +38,48 @@
  * The encoding is canonical: every list is sorted and free of repeats, the
  * context is compacted, empty actors are left out, and entries already
  * dead by the thresholds (which only grow) are left out, so replicas that
- * applied the same ops write the same bytes whatever their order. */
+ * applied the same ops write the same bytes whatever their order; except
+ * the text bytes, which follow the order a replica applied the text's ops
+ * in (core/text.h): same text, possibly different bytes. */
 
 static bool ext_present(const struct ext *x)
 {
-	return x && (!weft__stamp_is_zero(x->ctr) || !weft__stamp_is_zero(x->set));
+	return x && (!weft__stamp_is_zero(x->ctr) || !weft__stamp_is_zero(x->set) ||
+	             !weft__stamp_is_zero(x->txt));
+}
+
+/* The text part: [txt, txt_claim, base, text|nil], the text (weft__text_encode)
+ * only when live. weft__text_encode needs scratch: its failure goes to
+ * out->err like the buffer's own. */
+static void text_part_encode(const struct ext *x, const struct thr *t, struct mp_buf *out)
+{
+	bool live = weft__doc_text_live(x, t);
+	struct mp_buf tb;
+	int rc;
+
+	weft__mp_write_array(out, 7);
+	weft__doc_write_stamp(out, x->txt);
+	weft__doc_write_stamp(out, x->txt_claim);
+	weft__doc_write_stamp(out, live ? x->tbase : weft__doc_zero_stamp);
+	if (!live) {
+		weft__mp_write_nil(out);
+		return;
+	}
+	weft__mp_buf_init(&tb, out->alloc, 0);
+	rc = weft__text_encode(x->text, 0, &tb);
+	if (rc != WEFT_OK && !out->err)
+		out->err = rc;
+	weft__mp_write_bin(out, tb.data, tb.len);
+	weft__mp_buf_free(&tb);
 }
 
 static void ext_encode(const struct ext *x, const struct thr *t, struct mp_buf *out)
 {
 	uint32_t n;
 
-	weft__mp_write_array(out, 11);
+	bool txt = !weft__stamp_is_zero(x->txt);
+
+	weft__mp_write_array(out, txt ? 12 : 11);
 	weft__doc_write_stamp(out, x->ctr);
 	weft__doc_write_stamp(out, x->ctr_claim);
 	weft__doc_write_stamp(out, x->set);
@@ -100,6 +133,8 @@ static void ext_encode(const struct ext *x, const struct thr *t, struct mp_buf *
 		weft__mp_write_uint(out, e->dot.ctr);
 		weft__doc_write_stamp(out, e->stamp);
 	}
+	if (txt)
+		text_part_encode(x, t, out);
 }
 
 static void node_encode(const struct node *n, struct weft_stamp ec_parent, struct mp_buf *out)
@@ -208,21 +243,48 @@ static int cc_decode(const struct weft_alloc *a, struct ext *x, struct mp_reader
 	return WEFT_OK;
 }
 
-/* Decodes an ext (format 2) into n, checking it is canonical. */
-static int ext_decode(const struct weft_alloc *a, struct node *n, struct mp_reader *r)
+/* Decodes the text part of an ext (text_part_encode) into x. */
+static int text_part_decode(const struct weft_docset *ds, struct ext *x, struct mp_reader *r)
 {
+	uint32_t len;
+	enum mp_type t;
+	const void *p;
+	size_t plen;
+	int rc;
+
+	if (weft__mp_read_array(r, &len) != WEFT_OK || len != 7 ||
+	    read_stamp(r, &x->txt) != WEFT_OK || read_stamp(r, &x->txt_claim) != WEFT_OK ||
+	    read_stamp(r, &x->tbase) != WEFT_OK || weft__mp_peek(r, &t) != WEFT_OK)
+		return WEFT_ECORRUPT;
+	if (weft__stamp_is_zero(x->txt) || weft__stamp_cmp(x->txt_claim, x->txt) > 0)
+		return WEFT_ECORRUPT;
+	if (t == MP_NIL) {
+		if (weft__mp_read_nil(r) != WEFT_OK || !weft__stamp_is_zero(x->tbase))
+			return WEFT_ECORRUPT;
+		return WEFT_OK;
+	}
+	if (weft__mp_read_bin(r, &p, &plen) != WEFT_OK)
+		return WEFT_ECORRUPT;
+	rc = weft__text_load(ds->alloc, ds->agent_replica, ds->agent_inc, p, plen, &x->text);
+	return rc == WEFT_ENOMEM ? rc : rc != WEFT_OK ? WEFT_ECORRUPT : WEFT_OK;
+}
+
+/* Decodes an ext (format 2) into n, checking it is canonical. */
+static int ext_decode(const struct weft_docset *ds, struct node *n, struct mp_reader *r)
+{
+	const struct weft_alloc *a = ds->alloc;
 	struct ext *x;
 	uint32_t len, m;
 	int rc;
 
 	if (!(x = n->ext = weft__zalloc(a, sizeof(*x))))
 		return WEFT_ENOMEM;
-	if (weft__mp_read_array(r, &len) != WEFT_OK || len != 11 ||
+	if (weft__mp_read_array(r, &len) != WEFT_OK || (len != 11 && len != 12) ||
 	    read_stamp(r, &x->ctr) != WEFT_OK || read_stamp(r, &x->ctr_claim) != WEFT_OK ||
 	    read_stamp(r, &x->set) != WEFT_OK || read_stamp(r, &x->set_claim) != WEFT_OK)
 		return WEFT_ECORRUPT;
 	/* Claims are ops of their type; the type's stamp covers them. */
-	if (!ext_present(x) || weft__stamp_cmp(x->ctr_claim, x->ctr) > 0 ||
+	if ((len == 11 && !ext_present(x)) || weft__stamp_cmp(x->ctr_claim, x->ctr) > 0 ||
 	    weft__stamp_cmp(x->set_claim, x->set) > 0)
 		return WEFT_ECORRUPT;
 	if ((rc = cc_decode(a, x, r)) != WEFT_OK)
@@ -274,14 +336,17 @@ static int ext_decode(const struct weft_alloc *a, struct node *n, struct mp_read
 	}
 	if ((m || x->ncc) && weft__stamp_is_zero(x->set))
 		return WEFT_ECORRUPT;
+	if (len == 12)
+		return text_part_decode(ds, x, r);
 	return WEFT_OK;
 }
 
 /* Decodes a node into n (zeroed by the caller). Keys must arrive sorted
  * and unique, as node_encode writes them. */
-static int node_decode(const struct weft_alloc *a, struct node *n, struct mp_reader *r, int depth,
+static int node_decode(const struct weft_docset *ds, struct node *n, struct mp_reader *r, int depth,
                        bool root, uint64_t ver)
 {
+	const struct weft_alloc *a = ds->alloc;
 	uint32_t len, nkids;
 	enum mp_type t;
 	const uint8_t *raw;
@@ -336,7 +401,7 @@ static int node_decode(const struct weft_alloc *a, struct node *n, struct mp_rea
 		if (!k)
 			return WEFT_ENOMEM;
 		n->kids[n->nkids++] = k;
-		if ((rc = node_decode(a, k, r, depth + 1, false, ver)) != WEFT_OK)
+		if ((rc = node_decode(ds, k, r, depth + 1, false, ver)) != WEFT_OK)
 			return rc;
 		if (i > 0 && weft__doc_key_cmp(n->kids[i - 1]->key, n->kids[i - 1]->key_len, k->key,
 		                               k->key_len) >= 0)
@@ -345,16 +410,17 @@ static int node_decode(const struct weft_alloc *a, struct node *n, struct mp_rea
 	if (len == 10) {
 		if (root)
 			return WEFT_ECORRUPT; /* the root is always an object */
-		return ext_decode(a, n, r);
+		return ext_decode(ds, n, r);
 	}
 	return WEFT_OK;
 }
 
 /* Decodes a whole state into root (zeroed by the caller) and vv (empty).
  * On error the caller frees both. Errors: WEFT_ECORRUPT, WEFT_ENOMEM. */
-static int state_decode(const struct weft_alloc *a, const void *state, size_t len,
+static int state_decode(const struct weft_docset *ds, const void *state, size_t len,
                         struct node *root, struct weft_vv *vv)
 {
+	const struct weft_alloc *a = ds->alloc;
 	struct mp_reader r;
 	uint32_t n;
 	uint64_t ver;
@@ -364,7 +430,7 @@ static int state_decode(const struct weft_alloc *a, const void *state, size_t le
 	if (weft__mp_read_array(&r, &n) != WEFT_OK || weft__mp_read_uint(&r, &ver) != WEFT_OK ||
 	    ver < 1 || ver > 3 || n != (ver < 3 ? 2 : 3))
 		return WEFT_ECORRUPT;
-	if ((rc = node_decode(a, root, &r, 0, true, ver)) != WEFT_OK)
+	if ((rc = node_decode(ds, root, &r, 0, true, ver)) != WEFT_OK)
 		return rc;
 	if (ver >= 3 && (rc = weft__vv_decode(a, &r, vv)) != WEFT_OK)
 		return rc == WEFT_ENOMEM ? rc : WEFT_ECORRUPT;
@@ -386,7 +452,7 @@ int weft__docset_load(struct weft_docset *ds, const char *coll, size_t coll_len,
 		return WEFT_ECORRUPT;
 	memset(&root, 0, sizeof(root));
 	weft__vv_init(&vv);
-	if ((rc = state_decode(a, state, len, &root, &vv)) != WEFT_OK)
+	if ((rc = state_decode(ds, state, len, &root, &vv)) != WEFT_OK)
 		goto out_free_root;
 	d = weft__docset_find(ds, coll, coll_len, id, id_len);
 	if (!d && (rc = weft__docset_insert(ds, coll, coll_len, id, id_len, &d)) != WEFT_OK)
@@ -410,7 +476,9 @@ out_free_root:
  *   leaf            the larger stamp with its value (on equal stamps the
  *                   larger value bytes, so even a peer that reused a stamp
  *                   cannot make the join order-dependent);
- *   obj, clear, ctr, ctr_claim, set, set_claim        max;
+ *   obj, clear, ctr, ctr_claim, set, set_claim, txt, txt_claim   max;
+ *   text            the larger base wins; equal bases: the ops of src's
+ *                   text that dst's lacks are applied to it;
  *   counter entries      union, max of P and of N per key;
  *   set entries          an entry survives if the other side holds it too
  *                        or has not seen its dot; contexts unite;
@@ -585,6 +653,39 @@ static int cc_join(const struct weft_alloc *a, struct ext *dx, struct ext *sx)
 	return WEFT_OK;
 }
 
+/* Texts: the instance of the larger base wins (the other missed a reset);
+ * of equal bases, dst receives src's ops that it lacks (by its version),
+ * which is the text of the union of their ops. */
+static int text_join(const struct weft_alloc *a, struct ext *dx, struct ext *sx)
+{
+	struct mp_buf ver, upd;
+	int c, rc;
+
+	if (!sx->text)
+		return WEFT_OK;
+	c = dx->text ? weft__stamp_cmp(sx->tbase, dx->tbase) : 1;
+	if (c < 0)
+		return WEFT_OK;
+	if (c > 0) {
+		weft__text_free(dx->text);
+		dx->text = sx->text;
+		dx->tbase = sx->tbase;
+		sx->text = NULL;
+		return WEFT_OK;
+	}
+	weft__mp_buf_init(&ver, a, 0);
+	weft__mp_buf_init(&upd, a, 0);
+	weft__text_version(dx->text, &ver);
+	rc = ver.err;
+	if (rc == WEFT_OK)
+		rc = weft__text_encode_since(sx->text, ver.data, ver.len, &upd);
+	if (rc == WEFT_OK)
+		rc = weft__text_apply(dx->text, upd.data, upd.len);
+	weft__mp_buf_free(&ver);
+	weft__mp_buf_free(&upd);
+	return rc == WEFT_ENOMEM ? rc : rc != WEFT_OK ? WEFT_ECORRUPT : WEFT_OK;
+}
+
 static int ext_join(const struct weft_alloc *a, struct node *dst, struct node *src)
 {
 	struct ext *dx = dst->ext, *sx = src->ext;
@@ -605,7 +706,9 @@ static int ext_join(const struct weft_alloc *a, struct node *dst, struct node *s
 	dx->ctr_claim = weft__stamp_max(dx->ctr_claim, sx->ctr_claim);
 	dx->set = weft__stamp_max(dx->set, sx->set);
 	dx->set_claim = weft__stamp_max(dx->set_claim, sx->set_claim);
-	return WEFT_OK;
+	dx->txt = weft__stamp_max(dx->txt, sx->txt);
+	dx->txt_claim = weft__stamp_max(dx->txt_claim, sx->txt_claim);
+	return text_join(a, dx, sx);
 }
 
 /* Joins src into dst (both private trees; src is consumed). On error both
@@ -734,7 +837,7 @@ int weft__docset_stage_state(struct weft_docset *ds, const char *coll, size_t co
 		if (local.len == len && memcmp(local.data, state, len) == 0)
 			goto out_ok;
 	}
-	if ((rc = state_decode(a, state, len, &in, &in_vv)) != WEFT_OK)
+	if ((rc = state_decode(ds, state, len, &in, &in_vv)) != WEFT_OK)
 		goto out_free;
 	s->in_max = weft__vv_max_hlc(&in_vv);
 	if (!s->doc) {
@@ -749,7 +852,7 @@ int weft__docset_stage_state(struct weft_docset *ds, const char *coll, size_t co
 	}
 	/* A private copy of the local document (decoding its canonical bytes
 	 * also leaves out its dead entries), then the join into it. */
-	if ((rc = state_decode(a, local.data, local.len, &s->root, &s->vv)) != WEFT_OK)
+	if ((rc = state_decode(ds, local.data, local.len, &s->root, &s->vv)) != WEFT_OK)
 		goto out_free;
 	if ((rc = node_join(a, &s->root, &in)) != WEFT_OK ||
 	    (rc = weft__vv_join(a, &s->vv, &in_vv)) != WEFT_OK)

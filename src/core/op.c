@@ -215,6 +215,25 @@ int weft__op_set_parse(enum weft_op_kind kind, const uint8_t *v, size_t len, str
 	return WEFT_OK;
 }
 
+int weft__op_text_parse(const uint8_t *v, size_t len, struct weft_textop *out)
+{
+	struct mp_reader r;
+	struct weft_textop x;
+	const void *p;
+	uint32_t n;
+
+	weft__mp_reader_init(&r, v, len);
+	if (weft__mp_read_array(&r, &n) != WEFT_OK || n != 4 ||
+	    weft__mp_read_bin(&r, &p, &x.update_len) != WEFT_OK ||
+	    weft__mp_read_uint(&r, &x.base.hlc) != WEFT_OK ||
+	    weft__mp_read_uint(&r, &x.base.replica) != WEFT_OK ||
+	    weft__mp_read_bool(&r, &x.claim) != WEFT_OK || weft__mp_reader_left(&r) != 0)
+		return WEFT_EPROTO;
+	x.update = p;
+	*out = x;
+	return WEFT_OK;
+}
+
 int weft__op_decode(struct mp_reader *r, struct weft_op *out)
 {
 	struct mp_reader save = *r, sub;
@@ -295,11 +314,14 @@ int weft__op_decode(struct mp_reader *r, struct weft_op *out)
 	} else if (op.kind >= WEFT_OP_INCR) {
 		struct weft_incr inc;
 		struct weft_setop so;
+		struct weft_textop to;
 
 		if (plen == 0)
 			goto fail_proto; /* the root is always an object */
 		if (op.kind == WEFT_OP_INCR)
 			rc = weft__op_incr_parse(op.value, op.value_len, &inc);
+		else if (op.kind == WEFT_OP_TEXT)
+			rc = weft__op_text_parse(op.value, op.value_len, &to);
 		else
 			rc = weft__op_set_parse(op.kind, op.value, op.value_len, &so);
 		if (rc != WEFT_OK)

@@ -18,6 +18,9 @@
  *   SADD  [element, counter:uint >= 1, claim:bool]
  *   SREM  [element, [[replica:uint, incarnation:uint, counter:uint]...],
  *          claim:bool]   (dots sorted strictly ascending)
+ *   TEXT  [update:bin, base_hlc:uint, base_replica:uint, claim:bool]
+ *          (update: bytes of the text module, core/text.h, validated when
+ *          applied; base: the text threshold the issuer saw)
  * An element is nil, a bool, an int64 or a str, in minimal encoding.
  * Decoding is zero-copy: struct weft_op points into the bytes.
  */
@@ -46,9 +49,10 @@ enum weft_op_kind {
 	WEFT_OP_DELETE = 3,  /* clear the subtree at path; [] deletes the doc */
 	WEFT_OP_INCR = 4,    /* PN-counter increment at path */
 	WEFT_OP_SADD = 5,    /* add-wins set: add an element at path */
-	WEFT_OP_SREM = 6     /* add-wins set: remove observed dots at path */
+	WEFT_OP_SREM = 6,    /* add-wins set: remove observed dots at path */
+	WEFT_OP_TEXT = 7     /* collaborative text: apply a text update at path */
 };
-#define WEFT_OP_KIND_MAX WEFT_OP_SREM
+#define WEFT_OP_KIND_MAX WEFT_OP_TEXT
 
 struct weft_op {
 	uint64_t replica;     /* writer's replica id */
@@ -107,6 +111,14 @@ struct weft_setop {
 	bool claim;
 };
 
+/* The value of a TEXT op, parsed (weft__op_text_parse). */
+struct weft_textop {
+	const uint8_t *update;  /* text update bytes (core/text.h), borrowed */
+	size_t update_len;      /* bytes of update */
+	struct weft_stamp base; /* text threshold the issuer saw */
+	bool claim;             /* replace other types older than the op */
+};
+
 /* Reads one set element at r: nil, bool, an int64 or a UTF-8 str, in the
  * smallest encoding the weft__mp_write functions produce (so equal elements have equal
  * bytes). *raw and *len receive its bytes. Errors: WEFT_EPROTO. */
@@ -120,6 +132,9 @@ int weft__dot_cmp(const struct weft_dot *a, const struct weft_dot *b);
 int weft__op_incr_parse(const uint8_t *v, size_t len, struct weft_incr *out);
 int weft__op_set_parse(enum weft_op_kind kind, const uint8_t *v, size_t len,
                        struct weft_setop *out);
+/* Parses the value of a TEXT op (its shape only: the update bytes are
+ * checked by weft__text_apply). Errors: WEFT_EPROTO. */
+int weft__op_text_parse(const uint8_t *v, size_t len, struct weft_textop *out);
 
 /* Appends the op's encoding to b (check b->err). */
 void weft__op_encode(struct mp_buf *b, const struct weft_op *op);
@@ -130,7 +145,7 @@ void weft__op_encode(struct mp_buf *b, const struct weft_op *op);
  * value (objects with string keys, no duplicates, finite numbers) nested
  * no deeper than the depth limit, value nil iff delete, root SET/REPLACE
  * values that are objects, incarnation and seq in range and non-zero; for
- * INCR/SADD/SREM a non-empty path and a value of the shape above.
+ * INCR/SADD/SREM/TEXT a non-empty path and a value of the shape above.
  * On success *op points into r's bytes (op->raw covers the encoding).
  * Errors: WEFT_EPROTO (malformed), WEFT_ETOOBIG (over a limit),
  * WEFT_ENOMEM (scratch for checking duplicate keys of a large map).
