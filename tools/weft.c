@@ -29,6 +29,7 @@
 
 #include "weft/weft.h"
 #include "server/server.h"
+#include "tools/bench.h"
 
 /* Exit statuses (the contract above). */
 enum {
@@ -335,7 +336,8 @@ static void print_main_usage(FILE *f)
 	      f);
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  %s\n", commands[i].synopsis);
-	fputs("  weft help [COMMAND]\n"
+	fputs("  weft bench text TRACE.json.gz [--mode local|remote] [--runs N]\n"
+	      "  weft help [COMMAND]\n"
 	      "  weft --version\n"
 	      "\n"
 	      "`weft COMMAND --help` describes one command. URL is ws://HOST:PORT.\n"
@@ -1209,6 +1211,14 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "--version") == 0) {
 		printf("%s\n", weft_version());
 		return CLI_OK;
+	}
+	if (strcmp(argv[1], "bench") == 0) {
+		/* Benchmarks take their own arguments (tools/bench_*.c). */
+		if (argc >= 3 && strcmp(argv[2], "text") == 0)
+			return weft__tool_bench_text(argc - 3, argv + 3);
+		fputs("usage: weft bench text TRACE.json.gz [--mode local|remote] [--runs N]\n",
+		      stderr);
+		return CLI_ERR;
 	}
 	if (strcmp(argv[1], "help") == 0) {
 		if (argc == 2) {
