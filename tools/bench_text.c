@@ -15,8 +15,18 @@
  *
  * Output fields: trace, mode, ops, ms, final_len (code points),
  * final_sha256 (of the final text as UTF-8), encoded_bytes (whole document
- * without deleted content), encoded_full_bytes (with it), avg_update_bytes
- * (per local edit), load_ms (loading encoded_bytes), runs.
+ * without deleted content), encoded_full_bytes (with it), load_ms (loading
+ * encoded_bytes), runs, and two averages per patch of the trace (a patch
+ * that deletes and inserts makes two updates):
+ *   - avg_update_bytes: the compact update (weft__text_set_compact), the
+ *     CRDT payload a TEXT op carries inside a weft op, whose envelope
+ *     supplies the agent;
+ *   - avg_update_full_bytes: the self-contained update (agent header
+ *     included), as weft__text_encode_since sends between peers.
+ * The reference replay is made once in each form (the compact replay's
+ * replicas merge each other's updates with weft__text_apply_from), and
+ * both must reach endContent. The timed runs (`ms`) of a concurrent trace
+ * exchange self-contained updates.
  */
 #include <limits.h>
 #include <stdbool.h>
@@ -257,14 +267,16 @@ static int apply_patches(struct weft_text *t, const struct patch *p, size_t n, s
 	return WEFT_OK;
 }
 
+#define AGENT_BASE 0x1000 /* replica id of a concurrent trace's agent 0 */
+
 /*
  * Replays a concurrent trace: one replica per agent; before applying a txn
  * on its agent's replica, the updates of every ancestor it has not seen
  * are applied, in index order (a topological order). Leaves every update
- * in `upd` (offs[i] = end of patch i's update) and returns replica 0 after
- * it has merged everything.
+ * in `upd` (offs[i] = end of patch i's update), compact ones if `compact`,
+ * and returns replica 0 after it has merged everything.
  */
-static int replay_concurrent(const struct trace *tr, struct mp_buf *upd, size_t *offs,
+static int replay_concurrent(const struct trace *tr, bool compact, struct mp_buf *upd, size_t *offs,
                              struct weft_text **out)
 {
 	struct weft_text **reps = calloc(tr->nagents, sizeof(*reps));
@@ -275,9 +287,11 @@ static int replay_concurrent(const struct trace *tr, struct mp_buf *upd, size_t 
 
 	if (!reps || !seen || !stack || !order)
 		goto out;
-	for (size_t a = 0; a < tr->nagents; a++)
-		if ((rc = weft__text_new(NULL, 0x1000 + a, 1, &reps[a])) != WEFT_OK)
+	for (size_t a = 0; a < tr->nagents; a++) {
+		if ((rc = weft__text_new(NULL, AGENT_BASE + a, 1, &reps[a])) != WEFT_OK)
 			goto out;
+		weft__text_set_compact(reps[a], compact);
+	}
 	for (size_t i = 0; i <= tr->nt; i++) {
 		size_t ag = i < tr->nt ? tr->t[i].agent : 0;
 		char *mine = seen + ag * tr->nt;
@@ -313,7 +327,13 @@ static int replay_concurrent(const struct trace *tr, struct mp_buf *upd, size_t 
 			for (size_t k = t->first; k < t->first + t->npatches; k++) {
 				size_t from = k ? offs[k - 1] : 0;
 
-				rc = weft__text_apply(reps[ag], upd->data + from, offs[k] - from);
+				if (compact)
+					rc = weft__text_apply_from(reps[ag], AGENT_BASE + t->agent,
+					                           1, upd->data + from,
+					                           offs[k] - from);
+				else
+					rc = weft__text_apply(reps[ag], upd->data + from,
+					                      offs[k] - from);
 				if (rc != WEFT_OK)
 					goto out;
 			}
@@ -339,6 +359,32 @@ out:
 	return rc;
 }
 
+/* The reference replay of the whole trace, keeping each edit's update. */
+static int replay(const struct trace *tr, bool compact, struct mp_buf *upd, size_t *offs,
+                  struct weft_text **out)
+{
+	int rc;
+
+	if (tr->concurrent)
+		return replay_concurrent(tr, compact, upd, offs, out);
+	if ((rc = weft__text_new(NULL, 0x9e3779b97f4a7c15ull, 1, out)) != WEFT_OK)
+		return rc;
+	weft__text_set_compact(*out, compact);
+	return apply_patches(*out, tr->p, tr->np, upd, offs);
+}
+
+/* Whether t's visible text is end[0..len). */
+static bool text_is(const struct weft_text *t, const char *end, size_t len)
+{
+	size_t n = weft__text_byte_len(t);
+	char *buf = malloc(n + 1);
+	bool same = buf && weft__text_read(t, buf, n + 1, &n) == WEFT_OK && n == len &&
+	            memcmp(buf, end, n) == 0;
+
+	free(buf);
+	return same;
+}
+
 static int usage(void)
 {
 	fprintf(stderr, "usage: weft bench text TRACE.json.gz [--mode local|remote] [--runs N]\n");
@@ -349,7 +395,7 @@ int weft__tool_bench_text(int argc, char **argv)
 {
 	const char *path = NULL, *mode = "local";
 	struct trace tr = {0};
-	struct mp_buf enc, full, upd;
+	struct mp_buf enc, full, upd, cupd;
 	struct weft_text *src = NULL;
 	double ms[MAX_RUNS], lms[MAX_RUNS];
 	size_t *offs = NULL, len;
@@ -383,6 +429,7 @@ int weft__tool_bench_text(int argc, char **argv)
 	remote = strcmp(mode, "remote") == 0;
 
 	weft__mp_buf_init(&upd, NULL, 0);
+	weft__mp_buf_init(&cupd, NULL, 0);
 	weft__mp_buf_init(&enc, NULL, 0);
 	weft__mp_buf_init(&full, NULL, 0);
 	tr.root = load_json(path, err, sizeof(err));
@@ -394,16 +441,21 @@ int weft__tool_bench_text(int argc, char **argv)
 		goto out;
 	}
 
-	/* The reference replay: per-edit updates and the encoded document. */
-	if (tr.concurrent) {
-		if (replay_concurrent(&tr, &upd, offs, &src) != WEFT_OK) {
-			snprintf(err, sizeof(err), "replaying the concurrent trace failed");
+	/* The reference replays: per-edit updates in the compact form, then in
+	 * the self-contained one (which the timed runs reuse), and the encoded
+	 * document. */
+	for (int compact = 1; compact >= 0; compact--) {
+		weft__text_free(src);
+		src = NULL;
+		if (replay(&tr, compact, compact ? &cupd : &upd, offs, &src) != WEFT_OK) {
+			snprintf(err, sizeof(err), "replaying the trace failed (bad positions?)");
 			goto out;
 		}
-	} else if (weft__text_new(NULL, 0x9e3779b97f4a7c15ull, 1, &src) != WEFT_OK ||
-	           apply_patches(src, tr.p, tr.np, &upd, offs) != WEFT_OK) {
-		snprintf(err, sizeof(err), "replaying the trace failed (bad positions?)");
-		goto out;
+		if (compact && (cupd.err || !text_is(src, tr.end, tr.end_len))) {
+			snprintf(err, sizeof(err),
+			         "compact replay: final text differs from endContent");
+			goto out;
+		}
 	}
 	if (weft__text_encode(src, WEFT_TEXT_DROP_DELETED, &enc) != WEFT_OK ||
 	    weft__text_encode(src, 0, &full) != WEFT_OK || upd.err) {
@@ -434,7 +486,7 @@ int weft__tool_bench_text(int argc, char **argv)
 			if (rc == WEFT_OK)
 				rc = weft__text_apply(t, full.data, full.len);
 		} else if (tr.concurrent) {
-			rc = replay_concurrent(&tr, &scratch, offs, &t);
+			rc = replay_concurrent(&tr, false, &scratch, offs, &t);
 		} else {
 			rc = weft__text_new(NULL, 0x1234567890abcdefull, 1, &t);
 			if (rc == WEFT_OK)
@@ -473,9 +525,9 @@ int weft__tool_bench_text(int argc, char **argv)
 	for (int i = 0; i < 32; i++)
 		printf("%02x", digest[i]);
 	printf("\",\"encoded_bytes\":%zu,\"encoded_full_bytes\":%zu,\"avg_update_bytes\":%.2f,"
-	       "\"load_ms\":%.3f,\"runs\":%d}\n",
-	       enc.len, full.len, tr.np ? (double)upd.len / (double)tr.np : 0.0, median(lms, runs),
-	       runs);
+	       "\"avg_update_full_bytes\":%.2f,\"load_ms\":%.3f,\"runs\":%d}\n",
+	       enc.len, full.len, tr.np ? (double)cupd.len / (double)tr.np : 0.0,
+	       tr.np ? (double)upd.len / (double)tr.np : 0.0, median(lms, runs), runs);
 	status = 0;
 out:
 	if (status != 0)
@@ -486,6 +538,7 @@ out:
 	weft__mp_buf_free(&enc);
 	weft__mp_buf_free(&full);
 	weft__mp_buf_free(&upd);
+	weft__mp_buf_free(&cupd);
 	trace_free(&tr);
 	return status;
 }

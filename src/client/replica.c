@@ -704,7 +704,10 @@ int weft_set_remove(weft_db *db, const char *collection, const char *id, const c
 /* ---- collaborative text ---- */
 
 /* Builds a TEXT op from the replica's own state (the edit is made on a copy
- * of the text, core/doc.h) and issues it through local_op. */
+ * of the text, core/doc.h) and issues it through local_op. Its update is
+ * compact (core/text.h): the agent of its ops is (db->replica,
+ * db->incarnation), which local_op writes into the op's envelope and every
+ * replica takes from there when it applies the op. */
 static int text_op(weft_db *db, const char *collection, const char *id, const char *path, bool del,
                    size_t pos, const char *utf8, size_t count)
 {

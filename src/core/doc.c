@@ -867,7 +867,10 @@ static int text_version_is(const struct weft_alloc *a, struct weft_text *t,
  * of the instance held missed a reset: its text is dead for good and only
  * its stamps count. An op of the instance's base applies to it in place;
  * an op of a newer base starts a new instance (*fresh), which the second
- * step installs in place of the old one. An empty update (an edit that
+ * step installs in place of the old one. The update is applied with the
+ * op's writer (replica, incarnation) as the agent of a compact update
+ * (ops written by this version); a self-contained one (earlier versions)
+ * names its agents itself. An empty update (an edit that
  * inserted or deleted nothing) holds no ops: it only claims the path. So
  * an update that
  * weft__text_apply refuses (WEFT_EPROTO) changes nothing else; see the
@@ -896,7 +899,8 @@ static int text_prepare(struct weft_docset *ds, const struct weft_op *op,
 		weft__text_version(x->text, &ver);
 		rc = ver.err;
 		if (rc == WEFT_OK && v->update_len > 0)
-			rc = weft__text_apply(x->text, v->update, v->update_len);
+			rc = weft__text_apply_from(x->text, op->replica, op->incarnation, v->update,
+			                           v->update_len);
 		if (rc == WEFT_OK)
 			rc = text_version_is(a, x->text, &ver, &same);
 		if (!same)
@@ -907,7 +911,8 @@ static int text_prepare(struct weft_docset *ds, const struct weft_op *op,
 	if ((rc = weft__text_new(a, ds->agent_replica, ds->agent_inc, fresh)) != WEFT_OK)
 		return rc;
 	if (v->update_len > 0 &&
-	    (rc = weft__text_apply(*fresh, v->update, v->update_len)) != WEFT_OK) {
+	    (rc = weft__text_apply_from(*fresh, op->replica, op->incarnation, v->update,
+	                                v->update_len)) != WEFT_OK) {
 		weft__text_free(*fresh);
 		*fresh = NULL;
 		return rc == WEFT_EINVAL ? WEFT_EPROTO : rc;
@@ -1210,7 +1215,9 @@ int weft__docset_srem_value(struct weft_docset *ds, const char *coll, size_t col
 }
 
 /*
- * TEXT [update, base, claim]: the edit is made on a private copy of the
+ * TEXT [update, base, claim]: the update is compact (core/text.h: its
+ * agent is the op's writer, replica/inc here, which the caller must put in
+ * the op's envelope). The edit is made on a private copy of the
  * text the issuer sees (the live instance of the node, or a new empty one
  * at the text threshold), so that nothing changes here until the op is
  * applied like any other (weft__docset_apply then finds the ops new). The
@@ -1245,6 +1252,8 @@ int weft__docset_text_value(struct weft_docset *ds, const char *coll, size_t col
 	}
 	if (rc != WEFT_OK)
 		goto out_free;
+	/* the op's envelope names the writer: the update leaves it out */
+	weft__text_set_compact(w, true);
 	if (del)
 		rc = weft__text_delete(w, pos, count, &upd);
 	else

@@ -11,6 +11,7 @@
 #ifndef WEFT_CORE_TEXT_H
 #define WEFT_CORE_TEXT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,9 +43,10 @@ void weft__text_free(struct weft_text *t);
  * the code point at `pos` (0 <= pos <= length); delete removes `count` code
  * points from `pos` (pos + count <= length).
  *
- * If `update` is not NULL, the update bytes of exactly this edit (the same
- * format as weft__text_encode_since) are appended to it; on error nothing
- * is appended (check update->err for the buffer's own limit).
+ * If `update` is not NULL, the update bytes of exactly this edit are
+ * appended to it: self-contained (the format of weft__text_encode_since),
+ * or compact after weft__text_set_compact(t, true). On error nothing is
+ * appended (check update->err for the buffer's own limit).
  *
  * Returns WEFT_OK; WEFT_EINVAL (pos/count out of range, bad UTF-8, NULL
  * utf8 with len > 0); WEFT_ETOOBIG (over the limits above); WEFT_ENOMEM.
@@ -55,6 +57,16 @@ void weft__text_free(struct weft_text *t);
 int weft__text_insert(struct weft_text *t, size_t pos, const char *utf8, size_t len,
                       struct mp_buf *update);
 int weft__text_delete(struct weft_text *t, size_t pos, size_t count, struct mp_buf *update);
+
+/*
+ * Chooses the form of the updates local edits append. A compact update
+ * leaves out the agent header of the self-contained form: its ops are
+ * implicitly the local agent's, (replica, incarnation) of weft__text_new
+ * or weft__text_load, and the receiver must supply that agent to
+ * weft__text_apply_from (a TEXT op takes it from its envelope). It names
+ * other agents only when its refs point at their items. Off by default.
+ */
+void weft__text_set_compact(struct weft_text *t, bool compact);
 
 /* Visible length in code points / in UTF-8 bytes. */
 size_t weft__text_len(const struct weft_text *t);
@@ -94,13 +106,27 @@ int weft__text_encode_since(struct weft_text *t, const void *ver, size_t ver_len
  * how many updates wait.
  *
  * The bytes are validated in full before anything is applied. Returns
- * WEFT_OK (applied or buffered); WEFT_EPROTO (malformed, or an op that
+ * WEFT_OK (applied or buffered); WEFT_EPROTO (malformed, a compact update,
+ * which only weft__text_apply_from can place, or an op that
  * contradicts what the replica holds, e.g. a reference to a deletion's id;
  * ops before it in the update stay applied); WEFT_ETOOBIG (buffer limit);
  * WEFT_ENOMEM (a prefix of the ops may be applied; applying the update
  * again is safe).
  */
 int weft__text_apply(struct weft_text *t, const void *data, size_t len);
+
+/*
+ * Like weft__text_apply, for the updates of one agent: a compact update
+ * (weft__text_set_compact) is applied with (replica, incarnation) as the
+ * agent of its ops; a self-contained update (told apart by its first byte,
+ * text_codec.c) is applied as weft__text_apply does, and the agent
+ * arguments are ignored. An empty update (len 0) holds no ops and is
+ * WEFT_OK. Same buffering (the agent is kept with a buffered update),
+ * validation and errors as weft__text_apply; WEFT_EPROTO also if a compact
+ * update lists the supplied agent in its table of other agents.
+ */
+int weft__text_apply_from(struct weft_text *t, uint64_t replica, uint32_t incarnation,
+                          const void *data, size_t len);
 /* Number of buffered updates waiting for dependencies. */
 size_t weft__text_pending(const struct weft_text *t);
 

@@ -21,6 +21,17 @@
  *     kind 0: str content, exactly len code points.
  *   A ref is nil (none), a negative int d (the op's agent, seq + d), or a
  *   uint agent index followed by a uint seq.
+ * Compact update (weft__text_set_compact, weft__text_apply_from): the ops
+ * of one agent that the receiver supplies (a TEXT op's writer), without the
+ * header: in table space that agent is index 0 and
+ *   - if no ref names another agent: the ops alone, from the first byte;
+ *   - else: uint 2, uint n (>= 1), n x (uint replica, uint incarnation)
+ *     for table indexes 1..n, then the ops.
+ *   Every op is the supplied agent's (the first has SAME set or agent 0).
+ *   The first value tells the forms apart: 1 is a self-contained update, 2
+ *   a compact one with a table, a uint >= 32 the header of a compact one's
+ *   first op (len >= 1, so h >= 32); 0 and 3..31 are refused (reserved for
+ *   later forms). Empty bytes are a compact update without ops.
  * A whole document is the update from the empty version, optionally with
  * deleted content sent as tombstones. weft__text_apply checks every field
  * (indexes, ranges, UTF-8, code point counts, CONT/SAME/IMPLICIT only where
@@ -182,13 +193,16 @@ static int amap_reset(struct weft_text *t)
 	return WEFT_OK;
 }
 
-static void write_header(struct weft_text *t, struct mp_buf *b, uint32_t nag)
+/* Writes an update's header: 1, nag and table entries [0, nag) for a
+ * self-contained update (j0 0); 2, the count of other agents and entries
+ * [1, nag) for a compact one (j0 1: index 0 is the implicit agent). */
+static void write_header(struct weft_text *t, struct mp_buf *b, uint32_t j0, uint32_t nag)
 {
 	uint32_t i, j;
 
-	weft__mp_write_uint(b, 1);
-	weft__mp_write_uint(b, nag);
-	for (j = 0; j < nag; j++) {
+	weft__mp_write_uint(b, j0 ? 2 : 1);
+	weft__mp_write_uint(b, nag - j0);
+	for (j = j0; j < nag; j++) {
 		for (i = 0; i < t->nagents; i++) {
 			if (t->amap[i] == j) {
 				if (j == 0)
@@ -201,7 +215,13 @@ static void write_header(struct weft_text *t, struct mp_buf *b, uint32_t nag)
 	}
 }
 
-/* The local agent's ops from seq `from` as one update. */
+void weft__text_set_compact(struct weft_text *t, bool compact)
+{
+	t->compact = compact;
+}
+
+/* The local agent's ops from seq `from` as one update, self-contained or
+ * compact (t->compact). */
 int weft__text_encode_local(struct weft_text *t, uint32_t from, struct mp_buf *b)
 {
 	struct agent *ag = &t->agents[0];
@@ -215,9 +235,12 @@ int weft__text_encode_local(struct weft_text *t, uint32_t from, struct mp_buf *b
 	if (rc)
 		return rc;
 	i0 = op_find(ag, from);
+	t->amap[0] = nag++; /* table index 0 in either form */
+	t->sprev = 0;       /* so SAME at the first op means the local agent */
 	for (pass = 0; pass < 2; pass++) {
-		if (pass)
-			write_header(t, b, nag);
+		/* a compact update needs a table only for refs to other agents */
+		if (pass && (!t->compact || nag > 1))
+			write_header(t, b, t->compact ? 1 : 0, nag);
 		for (i = i0; i < ag->nops; i++) {
 			const struct op *o = &ag->ops[i];
 			uint32_t k = from > o->seq ? from - o->seq : 0;
@@ -279,7 +302,7 @@ static int encode_since(struct weft_text *t, const void *ver, size_t ver_len, bo
 		goto out_free;
 	for (pass = 0; pass < 2; pass++) {
 		if (pass)
-			write_header(t, out, nag);
+			write_header(t, out, 0, nag);
 		for (i = 0; i < t->nlog; i++) {
 			uint32_t a = t->log[i].a;
 			const struct op *o = &t->agents[a].ops[t->log[i].op];
@@ -450,32 +473,67 @@ static void sst_reset(struct sst *st, uint32_t n, uint32_t *prev)
 	*prev = n ? 0 : NONE; /* SAME at the first op means table agent 0 */
 }
 
-/* Header: format and agent table. */
-static int read_header(struct mp_reader *r, uint32_t *nag)
+/* The agent of a compact update's ops, supplied by the caller. */
+struct who {
+	uint64_t replica;
+	uint32_t inc;
+};
+
+/*
+ * Header: the form and the agent table's size. *nag receives the size of
+ * the table in index space, *j0 the index of its first entry in the bytes:
+ * 0 for a self-contained update, 1 for a compact one (only if `compact`),
+ * whose index 0 is the supplied agent and which may have no header at all.
+ */
+static int read_header(struct mp_reader *r, bool compact, uint32_t *nag, uint32_t *j0)
 {
+	struct mp_reader save = *r;
 	uint64_t fmt;
 
-	if (weft__mp_read_uint(r, &fmt) || fmt != 1 || read_u32(r, nag) ||
-	    *nag > WEFT_TEXT_MAX_AGENTS || *nag > weft__mp_reader_left(r) / 2)
+	*j0 = 0;
+	if (weft__mp_read_uint(r, &fmt))
 		return WEFT_EPROTO;
+	if (compact && fmt >= 32) {
+		*r = save; /* the first op's header: no table */
+		*nag = 1;
+		*j0 = 1;
+		return WEFT_OK;
+	}
+	if (fmt != 1 && !(compact && fmt == 2))
+		return WEFT_EPROTO;
+	if (read_u32(r, nag) || *nag > weft__mp_reader_left(r) / 2)
+		return WEFT_EPROTO;
+	if (fmt == 2) {
+		/* other agents: at least one, or the table would be left out */
+		if (*nag == 0 || *nag >= WEFT_TEXT_MAX_AGENTS)
+			return WEFT_EPROTO;
+		(*nag)++;
+		*j0 = 1;
+	} else if (*nag > WEFT_TEXT_MAX_AGENTS) {
+		return WEFT_EPROTO;
+	}
 	return WEFT_OK;
 }
 
 /*
- * Applies one update: validates it all, then applies op by op. Returns
- * R_DONE, R_MISSING (stopped at an op that is not ready) or an error.
+ * Applies one update: validates it all, then applies op by op. With `who`,
+ * a compact update is accepted too, its ops being who's. Returns R_DONE,
+ * R_MISSING (stopped at an op that is not ready) or an error.
  */
-static int apply_one(struct weft_text *t, const uint8_t *data, size_t len, bool prevalidate)
+static int apply_one(struct weft_text *t, const uint8_t *data, size_t len, bool prevalidate,
+                     const struct who *who)
 {
 	struct mp_reader r, v;
 	struct rop o;
 	struct sst *st;
-	uint32_t nag, i, *map = NULL, prev;
+	uint32_t nag, j0, i, *map = NULL, prev;
 	uint64_t rep, inc;
 	int rc;
 
+	if (who && len == 0)
+		return R_DONE; /* a compact update without ops */
 	weft__mp_reader_init(&r, data, len);
-	rc = read_header(&r, &nag);
+	rc = read_header(&r, who != NULL, &nag, &j0);
 	if (rc)
 		return rc;
 	map = weft__malloc(t->al, (size_t)(nag ? nag : 1) * (sizeof(*map) + sizeof(*st)));
@@ -486,7 +544,7 @@ static int apply_one(struct weft_text *t, const uint8_t *data, size_t len, bool 
 	 * its replica is thrown away on error) */
 	v = r;
 	rc = WEFT_EPROTO;
-	for (i = 0; i < nag; i++) {
+	for (i = j0; i < nag; i++) {
 		if (weft__mp_read_uint(&v, &rep) || weft__mp_read_uint(&v, &inc) ||
 		    inc > UINT32_MAX)
 			goto out_free;
@@ -494,10 +552,14 @@ static int apply_one(struct weft_text *t, const uint8_t *data, size_t len, bool 
 	sst_reset(st, nag, &prev);
 	while (prevalidate && weft__mp_reader_left(&v)) {
 		rc = read_op(&v, nag, st, &prev, &o);
+		if (rc == WEFT_OK && j0 && o.aref != 0)
+			rc = WEFT_EPROTO; /* a compact update holds only who's ops */
 		if (rc)
 			goto out_free;
 	}
-	for (i = 0; i < nag; i++) {
+	if (j0 && (rc = weft__text_agent_get(t, who->replica, who->inc, &map[0])) != WEFT_OK)
+		goto out_free;
+	for (i = j0; i < nag; i++) {
 		weft__mp_read_uint(&r, &rep);
 		weft__mp_read_uint(&r, &inc);
 		rc = weft__text_agent_get(t, rep, (uint32_t)inc, &map[i]);
@@ -511,6 +573,8 @@ static int apply_one(struct weft_text *t, const uint8_t *data, size_t len, bool 
 	rc = R_DONE;
 	while (weft__mp_reader_left(&r)) {
 		rc = read_op(&r, nag, st, &prev, &o);
+		if (rc == WEFT_OK && j0 && o.aref != 0)
+			rc = WEFT_EPROTO; /* only without prevalidation */
 		if (rc)
 			break;
 		rc = weft__text_apply_op(t, &o, map);
@@ -522,14 +586,21 @@ out_free:
 	return rc;
 }
 
-static int pend_add(struct weft_text *t, const void *data, size_t len)
+static bool pend_same(const struct pend *p, const void *data, size_t len, const struct who *who)
+{
+	if (p->len != len || memcmp(p->data, data, len) != 0 || p->has_agent != (who != NULL))
+		return false;
+	return !who || (p->replica == who->replica && p->inc == who->inc);
+}
+
+static int pend_add(struct weft_text *t, const void *data, size_t len, const struct who *who)
 {
 	uint8_t *copy;
 	size_t i;
 	int rc;
 
 	for (i = 0; i < t->npend; i++) {
-		if (t->pend[i].len == len && memcmp(t->pend[i].data, data, len) == 0)
+		if (pend_same(&t->pend[i], data, len, who))
 			return WEFT_OK;
 	}
 	if (len > WEFT_TEXT_MAX_PENDING - t->pend_bytes)
@@ -543,6 +614,9 @@ static int pend_add(struct weft_text *t, const void *data, size_t len)
 	memcpy(copy, data, len);
 	t->pend[t->npend].data = copy;
 	t->pend[t->npend].len = len;
+	t->pend[t->npend].has_agent = who != NULL;
+	t->pend[t->npend].replica = who ? who->replica : 0;
+	t->pend[t->npend].inc = who ? who->inc : 0;
 	t->npend++;
 	t->pend_bytes += len;
 	return WEFT_OK;
@@ -569,7 +643,9 @@ static int pend_retry(struct weft_text *t)
 			uint32_t a;
 			for (a = 0; a < t->nagents; a++)
 				before += t->agents[a].next;
-			rc = apply_one(t, t->pend[i].data, t->pend[i].len, true);
+			const struct pend *p = &t->pend[i];
+			struct who w = {p->replica, p->inc};
+			rc = apply_one(t, p->data, p->len, true, p->has_agent ? &w : NULL);
 			if (rc == WEFT_ENOMEM)
 				return rc;
 			if (rc == R_MISSING) {
@@ -589,16 +665,16 @@ static int pend_retry(struct weft_text *t)
 	return WEFT_OK;
 }
 
-int weft__text_apply(struct weft_text *t, const void *data, size_t len)
+static int apply_update(struct weft_text *t, const void *data, size_t len, const struct who *who)
 {
 	int rc;
 
 	if (!data && len)
 		return WEFT_EINVAL;
-	rc = apply_one(t, data, len, true);
+	rc = apply_one(t, data, len, true, who);
 	if (rc == R_MISSING) {
 		/* it may still have applied a prefix that others wait for */
-		rc = pend_add(t, data, len);
+		rc = pend_add(t, data, len, who);
 		if (rc)
 			return rc;
 	} else if (rc != R_DONE) {
@@ -607,6 +683,19 @@ int weft__text_apply(struct weft_text *t, const void *data, size_t len)
 	if (t->npend)
 		return pend_retry(t);
 	return WEFT_OK;
+}
+
+int weft__text_apply(struct weft_text *t, const void *data, size_t len)
+{
+	return apply_update(t, data, len, NULL);
+}
+
+int weft__text_apply_from(struct weft_text *t, uint64_t replica, uint32_t incarnation,
+                          const void *data, size_t len)
+{
+	struct who w = {replica, incarnation};
+
+	return apply_update(t, data, len, &w);
 }
 
 int weft__text_load(const struct weft_alloc *alloc, uint64_t replica, uint32_t incarnation,
@@ -620,7 +709,7 @@ int weft__text_load(const struct weft_alloc *alloc, uint64_t replica, uint32_t i
 	rc = weft__text_new(alloc, replica, incarnation, &t);
 	if (rc)
 		return rc;
-	rc = apply_one(t, data, len, false);
+	rc = apply_one(t, data, len, false, NULL);
 	if (rc == R_MISSING || rc == WEFT_EPROTO)
 		rc = WEFT_ECORRUPT;
 	if (rc) {

@@ -88,8 +88,11 @@ struct gref {
 };
 
 struct pend {
-	uint8_t *data;
-	size_t len;
+	uint8_t *data;    /* a copy of the update */
+	size_t len;       /* its bytes */
+	uint64_t replica; /* agent supplied with a compact update (has_agent) */
+	uint32_t inc;
+	bool has_agent; /* applied by weft__text_apply_from */
 };
 
 struct weft_text {
@@ -113,6 +116,7 @@ struct weft_text {
 	uint32_t sprev;  /* writer: agent of the previous op written */
 	uint32_t *ahash; /* agent index by (replica, inc), NONE = empty slot */
 	uint32_t ahcap;  /* slots, a power of two */
+	bool compact;    /* local edits append compact updates (text.h) */
 };
 
 struct loc {
@@ -252,7 +256,8 @@ int weft__text_apply_op(struct weft_text *t, struct rop *o, const uint32_t *map)
 
 /* Sizes the update writer's scratch for every agent (WEFT_ENOMEM). */
 int weft__text_scratch_reserve(struct weft_text *t);
-/* The local agent's ops from seq `from` as one update (scratch reserved). */
+/* The local agent's ops from seq `from` as one update, compact if
+ * t->compact (scratch reserved). */
 int weft__text_encode_local(struct weft_text *t, uint32_t from, struct mp_buf *b);
 
 #endif

@@ -269,6 +269,8 @@ static void test_utf8(void **state)
 struct msg {
 	uint8_t *data;
 	size_t len;
+	uint64_t replica; /* the agent of a compact update */
+	uint32_t inc;
 };
 
 struct net {
@@ -424,6 +426,150 @@ static void test_model_concurrent(void **state)
 			weft__text_free(rep[i]);
 		net_free(&nt);
 	}
+}
+
+/*
+ * The model test with compact updates: each replica's edits go out without
+ * the agent header (a few replicas keep the self-contained form) and are
+ * delivered with the agent supplied, shuffled, duplicated and early; some
+ * histories finish with a state-based sync instead.
+ */
+static void test_model_compact(void **state)
+{
+	long histories = 4000L * rounds, h;
+
+	(void)state;
+	rng_state = seed ^ 0xc0c0a;
+	for (h = 0; h < histories; h++) {
+		struct weft_text *rep[5];
+		uint64_t rid[5];
+		struct net nt = {0};
+		size_t nrep = 2 + rndn(4), i, j, steps = 4 + rndn(24), s;
+		char *want;
+
+		if (h % 64 == 63)
+			steps = 300 + rndn(300);
+		for (i = 0; i < nrep; i++) {
+			rid[i] = rndn(2) ? rnd() : rnd() % 4; /* large and small ids */
+			assert_int_equal(weft__text_new(NULL, rid[i], (uint32_t)i + 1, &rep[i]),
+			                 WEFT_OK);
+			weft__text_set_compact(rep[i], rndn(8) != 0);
+		}
+		for (s = 0; s < steps; s++) {
+			size_t k = rndn(nrep);
+			if (nt.n > 0 && rndn(2) == 0) {
+				struct msg *m = &nt.m[rndn(nt.n)];
+				assert_int_equal(weft__text_apply_from(rep[k], m->replica, m->inc,
+				                                       m->data, m->len),
+				                 WEFT_OK);
+			} else {
+				random_edit(rep[k], &nt);
+				nt.m[nt.n - 1].replica = rid[k];
+				nt.m[nt.n - 1].inc = (uint32_t)k + 1;
+			}
+		}
+		if (rndn(5) == 0) {
+			for (i = 1; i < nrep; i++)
+				sync_full(rep[i], rep[0]);
+			for (i = 1; i < nrep; i++)
+				sync_full(rep[0], rep[i]);
+		} else {
+			for (i = 0; i < nrep; i++) {
+				size_t n = nt.n, *perm = malloc((n + 1) * sizeof(size_t));
+				for (j = 0; j < n; j++)
+					perm[j] = j;
+				for (j = n; j > 1; j--) {
+					size_t x = rndn(j), tmp = perm[j - 1];
+					perm[j - 1] = perm[x];
+					perm[x] = tmp;
+				}
+				for (j = 0; j < n; j++) {
+					struct msg *m = &nt.m[perm[j]];
+					int d = rndn(8) == 0 ? 2 : 1;
+					while (d--)
+						assert_int_equal(
+						    weft__text_apply_from(rep[i], m->replica,
+						                          m->inc, m->data, m->len),
+						    WEFT_OK);
+				}
+				free(perm);
+			}
+		}
+		want = text_str(rep[0]);
+		for (i = 0; i < nrep; i++) {
+			char *got = text_str(rep[i]);
+			if (strcmp(got, want) != 0 || weft__text_pending(rep[i]) != 0 ||
+			    weft__text_check(rep[i]) != WEFT_OK)
+				fail_msg("compact history %ld (seed %llu): replica %zu diverged: "
+				         "'%s' vs '%s' (pending %zu)",
+				         h, (unsigned long long)seed, i, got, want,
+				         weft__text_pending(rep[i]));
+			free(got);
+		}
+		free(want);
+		for (i = 0; i < nrep; i++)
+			weft__text_free(rep[i]);
+		net_free(&nt);
+	}
+}
+
+/* A compact update is the self-contained one without its header when it
+ * references only its own agent, and carries a table of the others when
+ * it does; weft__text_apply refuses it. */
+static void test_compact_form(void **state)
+{
+	struct weft_text *a, *b, *c, *x;
+	struct mp_buf full, cmp, hdr;
+
+	(void)state;
+	weft__mp_buf_init(&full, NULL, 0);
+	weft__mp_buf_init(&cmp, NULL, 0);
+	weft__mp_buf_init(&hdr, NULL, 0);
+	assert_int_equal(weft__text_new(NULL, 0x9e3779b97f4a7c15ull, 7, &a), WEFT_OK);
+	assert_int_equal(weft__text_new(NULL, 0x9e3779b97f4a7c15ull, 7, &b), WEFT_OK);
+	assert_int_equal(weft__text_new(NULL, 5, 1, &c), WEFT_OK);
+	weft__text_set_compact(b, true);
+	assert_int_equal(weft__text_insert(a, 0, "hello", 5, &full), WEFT_OK);
+	assert_int_equal(weft__text_insert(b, 0, "hello", 5, &cmp), WEFT_OK);
+	weft__mp_write_uint(&hdr, 1);
+	weft__mp_write_uint(&hdr, 1);
+	weft__mp_write_uint(&hdr, 0x9e3779b97f4a7c15ull);
+	weft__mp_write_uint(&hdr, 7);
+	assert_int_equal(full.len, hdr.len + cmp.len);
+	assert_memory_equal(full.data, hdr.data, hdr.len);
+	assert_memory_equal(full.data + hdr.len, cmp.data, cmp.len);
+	assert_true(cmp.data[0] >= 0x20);
+	/* refused without an agent, applied with one, and by the old form */
+	assert_int_equal(weft__text_apply(c, cmp.data, cmp.len), WEFT_EPROTO);
+	assert_int_equal(weft__text_len(c), 0);
+	assert_int_equal(weft__text_apply_from(c, 0x9e3779b97f4a7c15ull, 7, cmp.data, cmp.len),
+	                 WEFT_OK);
+	assert_int_equal(weft__text_apply_from(c, 99, 1, full.data, full.len), WEFT_OK);
+	assert_int_equal(weft__text_apply_from(c, 99, 1, NULL, 0), WEFT_OK);
+	assert_text(c, "hello");
+	/* c's edit inside a's text references agent a: a table of one */
+	weft__text_set_compact(c, true);
+	weft__mp_buf_reset(&cmp);
+	assert_int_equal(weft__text_insert(c, 2, "XY", 2, &cmp), WEFT_OK);
+	assert_int_equal(cmp.data[0], 0x02);
+	assert_int_equal(cmp.data[1], 0x01);
+	assert_int_equal(weft__text_apply_from(a, 5, 1, cmp.data, cmp.len), WEFT_OK);
+	assert_text(a, "heXYllo");
+	/* on a replica without a's items: buffered until they come */
+	assert_int_equal(weft__text_new(NULL, 8, 1, &x), WEFT_OK);
+	assert_int_equal(weft__text_apply_from(x, 5, 1, cmp.data, cmp.len), WEFT_OK);
+	assert_int_equal(weft__text_pending(x), 1);
+	assert_int_equal(weft__text_len(x), 0);
+	sync_full(c, x);
+	assert_int_equal(weft__text_pending(x), 0);
+	assert_text(x, "heXYllo");
+	weft__text_free(x);
+	weft__mp_buf_free(&full);
+	weft__mp_buf_free(&cmp);
+	weft__mp_buf_free(&hdr);
+	weft__text_free(a);
+	weft__text_free(b);
+	weft__text_free(c);
 }
 
 /* Two replicas type at the same spot concurrently; the runs must not mix. */
@@ -648,6 +794,98 @@ static void test_hostile_bytes(void **state)
 	weft__text_free(a);
 }
 
+/* The same for compact updates applied with their agent supplied: never a
+ * crash, only OK or EPROTO, and an update refused changes no text. */
+static void test_hostile_compact(void **state)
+{
+	struct weft_text *a, *b, *x;
+	struct mp_buf u, pre;
+	size_t i, cut;
+	int iter;
+	struct {
+		uint8_t b[16];
+		size_t len;
+	} bad[] = {
+	    {{0x00, 0x25, 0xc0, 0xc0}, 4},                         /* reserved form 0 */
+	    {{0x03, 0x25, 0xc0, 0xc0}, 4},                         /* reserved form 3 */
+	    {{0x1f}, 1},                                           /* reserved form 31 */
+	    {{0xc0}, 1},                                           /* not a uint */
+	    {{0xa1, 0x41}, 2},                                     /* not a uint */
+	    {{0x02, 0x00, 0x20, 0x00, 0xc0, 0xc0, 0xa1, 0x41}, 8}, /* empty table */
+	    {{0x02, 0xce, 0xff, 0xff, 0xff, 0xff}, 6},             /* huge table */
+	    {{0x02, 0x01, 0x04, 0x01}, 4},                         /* lists the agent */
+	    /* an op of table agent 1: only the supplied agent's ops */
+	    {{0x02, 0x01, 0x07, 0x01, 0x20, 0x01, 0x00, 0xc0, 0xc0, 0xa1, 0x41}, 11},
+	    {{0x28, 0x00, 0xc0, 0xc0, 0xa1, 0x41, 0x00}, 7}, /* trailing junk */
+	    {{0x2c, 0xc0, 0xc0, 0xa1, 0x41}, 5},             /* IMPLICIT first */
+	    {{0x38, 0x01}, 2},                               /* CONT first */
+	    {{0x28, 0x00, 0xc0, 0xc0, 0xa2, 0x41, 0x41}, 7}, /* 1 cp, 2 given */
+	    {{0x28, 0x00, 0x05, 0x00, 0xc0, 0xa1, 0x41}, 7}, /* agent 5 of 1 */
+	    {{0x29, 0x00, 0xc0}, 3},                         /* delete of nothing */
+	    {{0x20}, 1},                                     /* truncated */
+	};
+
+	(void)state;
+	rng_state = seed ^ 0x999;
+	/* a is 9/1; b's edit references a's items, so it carries a table */
+	assert_int_equal(weft__text_new(NULL, 9, 1, &a), WEFT_OK);
+	assert_int_equal(weft__text_new(NULL, 7, 1, &b), WEFT_OK);
+	weft__text_set_compact(b, true);
+	weft__mp_buf_init(&u, NULL, 0);
+	weft__mp_buf_init(&pre, NULL, 0);
+	assert_int_equal(weft__text_insert(a, 0, "base text", 9, NULL), WEFT_OK);
+	sync_full(a, b);
+	assert_int_equal(weft__text_insert(b, 0, "q", 1, NULL), WEFT_OK);
+	assert_int_equal(weft__text_delete(b, 7, 2, NULL), WEFT_OK);
+	assert_int_equal(weft__text_encode(b, 0, &pre), WEFT_OK);
+	assert_int_equal(weft__text_insert(b, 5, "\xc3\xa9\xe4\xb8\xadz", 6, &u), WEFT_OK);
+	assert_int_equal(u.data[0], 0x02);
+	for (cut = 0; cut <= u.len; cut++) {
+		int rc;
+		assert_int_equal(weft__text_new(NULL, 2, 1, &x), WEFT_OK);
+		assert_int_equal(weft__text_apply(x, pre.data, pre.len), WEFT_OK);
+		rc = weft__text_apply_from(x, 7, 1, u.data, cut);
+		assert_true(rc == WEFT_OK || rc == WEFT_EPROTO);
+		assert_int_equal(weft__text_check(x), WEFT_OK);
+		if (cut == u.len) {
+			assert_int_equal(rc, WEFT_OK);
+			assert_text(x, "qbase\xc3\xa9\xe4\xb8\xadz tt");
+		} else if (rc == WEFT_EPROTO) {
+			assert_text(x, "qbase tt");
+		}
+		weft__text_free(x);
+	}
+	for (iter = 0; iter < 1000 * rounds; iter++) {
+		uint8_t *m = malloc(u.len);
+		int rc;
+		memcpy(m, u.data, u.len);
+		for (i = 0; i < 1 + rndn(3); i++)
+			m[rndn(u.len)] ^= (uint8_t)(1u << rndn(8));
+		assert_int_equal(weft__text_new(NULL, 2, 1, &x), WEFT_OK);
+		assert_int_equal(weft__text_apply(x, pre.data, pre.len), WEFT_OK);
+		rc = weft__text_apply_from(x, 7, 1, m, u.len);
+		assert_true(rc == WEFT_OK || rc == WEFT_EPROTO);
+		assert_int_equal(weft__text_check(x), WEFT_OK);
+		if (rc == WEFT_EPROTO)
+			assert_text(x, "qbase tt");
+		weft__text_free(x);
+		free(m);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(weft__text_new(NULL, 9, 1, &x), WEFT_OK);
+		assert_int_equal(weft__text_insert(x, 0, "abc", 3, NULL), WEFT_OK);
+		if (weft__text_apply_from(x, 4, 1, bad[i].b, bad[i].len) != WEFT_EPROTO)
+			fail_msg("bad compact vector %zu accepted", i);
+		assert_text(x, "abc");
+		assert_int_equal(weft__text_pending(x), 0);
+		weft__text_free(x);
+	}
+	weft__mp_buf_free(&u);
+	weft__mp_buf_free(&pre);
+	weft__text_free(a);
+	weft__text_free(b);
+}
+
 /* ---- allocation failures ---- */
 
 static int failalloc_scenario(const struct weft_alloc *al)
@@ -664,6 +902,7 @@ static int failalloc_scenario(const struct weft_alloc *al)
 	rc = weft__text_new(al, 2, 1, &b);
 	if (rc)
 		goto out;
+	weft__text_set_compact(a, true);
 	for (i = 0; i < 120 && rc == WEFT_OK; i++) {
 		size_t len = weft__text_len(a);
 		weft__mp_buf_reset(&up); /* keep the last edit's update only */
@@ -681,8 +920,9 @@ static int failalloc_scenario(const struct weft_alloc *al)
 	rc = weft__text_encode(a, 0, &enc);
 	if (rc)
 		goto out;
-	/* out of order: the last edit first, buffered */
-	rc = weft__text_apply(b, up.data, up.len);
+	/* out of order: the last edit (compact, its agent supplied) first,
+	 * buffered */
+	rc = weft__text_apply_from(b, 1, 1, up.data, up.len);
 	if (rc)
 		goto out;
 	rc = weft__text_apply(b, enc.data, enc.len);
@@ -806,6 +1046,9 @@ int main(void)
 	    cmocka_unit_test(test_no_interleaving_three),
 	    cmocka_unit_test(test_encode_roundtrip),
 	    cmocka_unit_test(test_hostile_bytes),
+	    cmocka_unit_test(test_compact_form),
+	    cmocka_unit_test(test_hostile_compact),
+	    cmocka_unit_test(test_model_compact),
 	    cmocka_unit_test(test_alloc_failures),
 	    cmocka_unit_test(test_model_concurrent),
 	    cmocka_unit_test(test_write_corpus),

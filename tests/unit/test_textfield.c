@@ -570,6 +570,70 @@ static void test_bad_ops(void **state)
 	rep_free(&a);
 }
 
+/* A TEXT op carries a compact update (no agent header: the op's envelope
+ * names the writer); ops with the self-contained form of earlier versions
+ * still apply, and a compact edit of another writer's text names that
+ * writer in its table. */
+static void test_compact_update(void **state)
+{
+	const uint64_t big = 0x0123456789abcdefull;
+	struct rep a, b, c;
+	struct top t1, t2, old;
+	struct weft_textop tv;
+	struct weft_text *w;
+	struct mp_buf pb, vb, up;
+
+	(void)state;
+	rep_init(&a, big);
+	rep_init(&b, 2);
+	rep_init(&c, 3);
+	t1 = tins(&a, 10, "[\"t\"]", 0, "hello");
+	assert_int_equal(weft__op_text_parse(t1.op.value, t1.op.value_len, &tv), WEFT_OK);
+	/* h (2 bytes), seq 0, two nil refs, "hello" (6): 11 bytes, no header */
+	assert_int_equal(tv.update_len, 11);
+	assert_true(tv.update[0] != 0x01);
+	deliver(&b, &t1);
+	assert_json(&b, "{\"t\":\"hello\"}");
+
+	/* the self-contained form, as this development version wrote it */
+	weft__mp_buf_init(&pb, NULL, 0);
+	weft__mp_buf_init(&vb, NULL, 0);
+	weft__mp_buf_init(&up, NULL, 0);
+	assert_int_equal(weft__text_new(NULL, 0x77, 1, &w), WEFT_OK);
+	assert_int_equal(weft__text_insert(w, 0, "old", 3, &up), WEFT_OK);
+	assert_int_equal(up.data[0], 0x01);
+	json_mp("[\"u\"]", &pb);
+	weft__mp_write_array(&vb, 4);
+	weft__mp_write_bin(&vb, up.data, up.len);
+	weft__mp_write_uint(&vb, 0);
+	weft__mp_write_uint(&vb, 0);
+	weft__mp_write_bool(&vb, true);
+	assert_int_equal(
+	    mk_raw(&old, WEFT_OP_TEXT, 0x77, 1, 1, 20, pb.data, pb.len, vb.data, vb.len), WEFT_OK);
+	deliver(&c, &t1);
+	deliver(&c, &old);
+	assert_json(&c, "{\"t\":\"hello\",\"u\":\"old\"}");
+	/* c edits 0x77's text: its update lists agent 0x77 */
+	t2 = tins(&c, 30, "[\"u\"]", 2, "!");
+	assert_int_equal(weft__op_text_parse(t2.op.value, t2.op.value_len, &tv), WEFT_OK);
+	assert_int_equal(tv.update[0], 0x02);
+	assert_json(&c, "{\"t\":\"hello\",\"u\":\"ol!d\"}");
+	/* on b, the edit waits for the text it edits, then both apply */
+	deliver(&b, &t2);
+	deliver(&b, &old);
+	assert_json(&b, "{\"t\":\"hello\",\"u\":\"ol!d\"}");
+	weft__text_free(w);
+	weft__mp_buf_free(&pb);
+	weft__mp_buf_free(&vb);
+	weft__mp_buf_free(&up);
+	top_free(&t1);
+	top_free(&t2);
+	top_free(&old);
+	rep_free(&a);
+	rep_free(&b);
+	rep_free(&c);
+}
+
 /* Is weft__text_encode canonical? Two texts that applied the same ops in
  * different orders: compare their encodings. The answer is recorded in
  * DATA-MODEL.md ("Text", canonicity); this test pins it down, so a change
@@ -1014,6 +1078,7 @@ int main(void)
 	    cmocka_unit_test(test_reset),
 	    cmocka_unit_test(test_save_load),
 	    cmocka_unit_test(test_bad_ops),
+	    cmocka_unit_test(test_compact_update),
 	    cmocka_unit_test(test_text_encode_canonicity),
 	    cmocka_unit_test(test_p2p_join),
 	    cmocka_unit_test(test_model),
