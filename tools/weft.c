@@ -579,8 +579,10 @@ static int parse_args(const struct command *cmd, int argc, char **argv, struct c
 
 static void log_to_stderr(void *ctx, int level, const char *msg)
 {
+	static const char *const names[] = {"?", "error", "warning", "info"};
+
 	(void)ctx;
-	fprintf(stderr, "weft: log(%d): %s\n", level, msg);
+	fprintf(stderr, "weft: %s: %s\n", names[level >= 1 && level <= 3 ? level : 0], msg);
 }
 
 static bool log_enabled(void)

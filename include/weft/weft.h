@@ -71,9 +71,17 @@ typedef struct weft_options {
 	int version;                /* set by weft_options_init */
 	uint32_t flush_interval_ms; /* group-commit interval, default 100 */
 	int read_only;              /* open without writing (dump); default 0 */
-	void (*log)(void *ctx, int level, const char *msg); /* may be NULL */
+	/* Called with a WEFT_LOG_* level and a one-line message (borrowed for
+	 * the call) for events an application may want to see: lost
+	 * connections and retries, errors the server sent, failed flushes.
+	 * May be NULL. Called on the thread that made the weft_* call that
+	 * noticed the event; it must not call back into the same weft_db. */
+	void (*log)(void *ctx, int level, const char *msg);
 	void *log_ctx;
 } weft_options;
+
+/* Log levels for weft_options.log. */
+enum { WEFT_LOG_ERROR = 1, WEFT_LOG_WARN = 2, WEFT_LOG_INFO = 3 };
 
 /* Fills *opts with defaults. Cannot fail. Any thread. */
 WEFT_API void weft_options_init(weft_options *opts);

@@ -96,6 +96,19 @@ static int open_err(int rc, const char *fmt, ...)
 	return rc;
 }
 
+void weft__db_log(weft_db *db, int level, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (!db->opts.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	db->opts.log(db->opts.log_ctx, level, msg);
+}
+
 const char *weft_open_errmsg(void)
 {
 	return open_errmsg;
@@ -388,8 +401,12 @@ int weft_flush(weft_db *db)
 	if (!db->w)
 		return WEFT_OK;
 	rc = weft__writer_flush(db->w);
-	if (rc != WEFT_OK)
+	if (rc != WEFT_OK) {
+		weft__db_log(db, WEFT_LOG_ERROR,
+		             "flush failed: %s (the writes stay queued and are retried)",
+		             weft_strerror(rc));
 		return weft__db_err(db, rc, "flush failed: %s", weft_strerror(rc));
+	}
 	return WEFT_OK;
 }
 

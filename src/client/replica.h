@@ -54,6 +54,13 @@ int weft__db_err(weft_db *db, int rc, const char *fmt, ...)
 #endif
     ;
 
+/* Formats a message for the application's log callback, if it set one. */
+void weft__db_log(weft_db *db, int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
 /* Applies an op that arrived from the server: memory, then the writer.
  * *change and *doc tell the caller what became visible. */
 int weft__db_apply_remote(weft_db *db, const struct weft_op *op, enum weft_doc_change *change,

@@ -284,6 +284,7 @@ static int handle(struct session *s, const uint8_t *data, size_t len)
 			return weft__db_err(s->db, WEFT_EPROTO, "malformed ERROR");
 		weft__db_err(s->db, WEFT_EPROTO, "server error %lld: %.*s", (long long)code,
 		             (int)(mlen > 400 ? 400 : mlen), msg);
+		weft__db_log(s->db, WEFT_LOG_WARN, "%s", weft_errmsg(s->db));
 		/* Internal errors and shutdowns are transient: reconnect. */
 		if (code == WEFT_PERR_INTERNAL || code == WEFT_PERR_SHUTDOWN)
 			return WEFT_OK;
@@ -349,6 +350,8 @@ static void on_close(void *ud, struct weft_ws_conn *c, uint16_t code, const char
 	weft__db_err(s->db, WEFT_ECLOSED, "connection to %s closed (%u %s)", s->url, code,
 	             reason ? reason : "");
 	s->backoff_ms = s->backoff_ms ? (s->backoff_ms * 2 > 2000 ? 2000 : s->backoff_ms * 2) : 100;
+	weft__db_log(s->db, WEFT_LOG_INFO, "connection to %s closed (%u %s); retrying in %u ms",
+	             s->url, code, reason ? reason : "", s->backoff_ms);
 	uv_timer_start(&s->retry, on_retry, s->backoff_ms, 0);
 }
 

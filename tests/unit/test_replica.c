@@ -219,6 +219,44 @@ static void test_open_errors(void **state)
 	assert_string_equal(weft_version(), WEFT_VERSION_STRING);
 }
 
+struct logged {
+	int calls;
+	int last_level;
+	char last[512];
+};
+
+static void log_cb(void *ctx, int level, const char *msg)
+{
+	struct logged *l = ctx;
+
+	l->calls++;
+	l->last_level = level;
+	snprintf(l->last, sizeof(l->last), "%s", msg);
+}
+
+/* weft_sync against a port nobody listens on: ETIMEDOUT, the write stays
+ * pending, and the application's log callback hears about the retries. */
+static void test_sync_unreachable_logs(void **state)
+{
+	struct logged l = {0};
+	weft_options o;
+	weft_db *db;
+
+	(void)state;
+	weft_options_init(&o);
+	o.log = log_cb;
+	o.log_ctx = &l;
+	assert_int_equal(weft_open(path, &o, &db), WEFT_OK);
+	assert_int_equal(weft_put_json(db, "c", "x", "{\"a\":1}", (size_t)-1), WEFT_OK);
+	assert_int_equal(weft_sync(db, "ws://127.0.0.1:1", 300, NULL, NULL), WEFT_ETIMEDOUT);
+	assert_int_equal(weft_pending(db), 1);
+	assert_true(l.calls >= 1);
+	assert_int_equal(l.last_level, WEFT_LOG_INFO);
+	assert_non_null(strstr(l.last, "retrying"));
+	assert_int_equal(weft_sync(db, "not a url", 300, NULL, NULL), WEFT_EINVAL);
+	assert_int_equal(weft_close(db), WEFT_OK);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -226,6 +264,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bad_input_changes_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_oversized_document, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sync_unreachable_logs, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
