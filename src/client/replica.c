@@ -504,9 +504,29 @@ out_free_enc:
 	return rc;
 }
 
-int weft_put_json(weft_db *db, const char *collection, const char *id, const char *json, size_t len)
+/* Issues a local op of `kind` on (collection, id): path and value are
+ * encoded MessagePack (path_len 0 means the document root). */
+static int issue_op(weft_db *db, enum weft_op_kind kind, const char *collection, size_t clen,
+                    const char *id, size_t ilen, const uint8_t *path, size_t path_len,
+                    const uint8_t *value, size_t value_len)
 {
 	struct weft_op op;
+
+	memset(&op, 0, sizeof(op));
+	op.kind = kind;
+	op.coll = collection;
+	op.coll_len = clen;
+	op.id = id;
+	op.id_len = ilen;
+	op.path = path;
+	op.path_len = path_len;
+	op.value = value;
+	op.value_len = value_len;
+	return local_op(db, &op);
+}
+
+int weft_put_json(weft_db *db, const char *collection, const char *id, const char *json, size_t len)
+{
 	struct mp_buf val;
 	size_t clen = 0, ilen = 0;
 	int rc;
@@ -528,15 +548,7 @@ int weft_put_json(weft_db *db, const char *collection, const char *id, const cha
 		rc = weft__db_err(db, WEFT_EINVAL, "a document must be a JSON object");
 		goto out_free_val;
 	}
-	memset(&op, 0, sizeof(op));
-	op.kind = WEFT_OP_SET;
-	op.coll = collection;
-	op.coll_len = clen;
-	op.id = id;
-	op.id_len = ilen;
-	op.value = val.data;
-	op.value_len = val.len;
-	rc = local_op(db, &op);
+	rc = issue_op(db, WEFT_OP_SET, collection, clen, id, ilen, NULL, 0, val.data, val.len);
 out_free_val:
 	weft__mp_buf_free(&val);
 	return rc;
@@ -545,21 +557,12 @@ out_free_val:
 int weft_delete(weft_db *db, const char *collection, const char *id)
 {
 	static const uint8_t nil = 0xc0;
-	struct weft_op op;
 	size_t clen = 0, ilen = 0;
 	int rc;
 
 	if ((rc = check_key(db, collection, id, &clen, &ilen)) != WEFT_OK)
 		return rc;
-	memset(&op, 0, sizeof(op));
-	op.kind = WEFT_OP_DELETE;
-	op.coll = collection;
-	op.coll_len = clen;
-	op.id = id;
-	op.id_len = ilen;
-	op.value = &nil;
-	op.value_len = 1;
-	return local_op(db, &op);
+	return issue_op(db, WEFT_OP_DELETE, collection, clen, id, ilen, NULL, 0, &nil, 1);
 }
 
 /* ---- counters and sets ---- */
@@ -654,7 +657,6 @@ static int elem_parse(weft_db *db, const char *json, struct mp_buf *out)
 static int crdt_op(weft_db *db, const char *collection, const char *id, const char *path,
                    enum weft_op_kind kind, int64_t delta, const char *element_json)
 {
-	struct weft_op op;
 	struct mp_buf pb, eb, vb;
 	size_t clen = 0, ilen = 0;
 	int rc;
@@ -683,17 +685,7 @@ static int crdt_op(weft_db *db, const char *collection, const char *id, const ch
 		                                : "out of memory");
 		goto out_free;
 	}
-	memset(&op, 0, sizeof(op));
-	op.kind = kind;
-	op.coll = collection;
-	op.coll_len = clen;
-	op.id = id;
-	op.id_len = ilen;
-	op.path = pb.data;
-	op.path_len = pb.len;
-	op.value = vb.data;
-	op.value_len = vb.len;
-	rc = local_op(db, &op);
+	rc = issue_op(db, kind, collection, clen, id, ilen, pb.data, pb.len, vb.data, vb.len);
 out_free:
 	weft__mp_buf_free(&pb);
 	weft__mp_buf_free(&eb);
@@ -728,7 +720,6 @@ int weft_set_remove(weft_db *db, const char *collection, const char *id, const c
 static int text_op(weft_db *db, const char *collection, const char *id, const char *path, bool del,
                    size_t pos, const char *utf8, size_t count)
 {
-	struct weft_op op;
 	struct mp_buf pb, vb;
 	size_t clen = 0, ilen = 0, len = 0;
 	int rc;
@@ -760,17 +751,8 @@ static int text_op(weft_db *db, const char *collection, const char *id, const ch
 		                                  : "out of memory");
 		goto out_free;
 	}
-	memset(&op, 0, sizeof(op));
-	op.kind = WEFT_OP_TEXT;
-	op.coll = collection;
-	op.coll_len = clen;
-	op.id = id;
-	op.id_len = ilen;
-	op.path = pb.data;
-	op.path_len = pb.len;
-	op.value = vb.data;
-	op.value_len = vb.len;
-	rc = local_op(db, &op);
+	rc = issue_op(db, WEFT_OP_TEXT, collection, clen, id, ilen, pb.data, pb.len, vb.data,
+	              vb.len);
 out_free:
 	weft__mp_buf_free(&pb);
 	weft__mp_buf_free(&vb);
