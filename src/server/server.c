@@ -41,13 +41,20 @@ struct conn {
 	struct conn *prev;
 	struct server *srv;
 	struct weft_ws_conn *ws;
-	bool hello;       /* HELLO accepted */
-	bool closing;     /* ERROR sent / close requested */
-	uint64_t replica; /* from HELLO */
-	bool ack_pending; /* ops pushed since the last commit */
-	uint32_t ack_inc; /* highest op identity pushed ... */
-	uint64_t ack_seq; /* ... on this connection */
+	bool hello;            /* HELLO accepted */
+	bool closing;          /* ERROR sent / close requested */
+	uint64_t replica;      /* from HELLO */
+	bool ack_pending;      /* ops pushed since the last commit */
+	uint32_t ack_inc;      /* highest op identity pushed ... */
+	uint64_t ack_seq;      /* ... on this connection */
+	struct mp_buf restate; /* [collection, id] pairs whose state goes in
+	                          the next ACK (re-pushed far-future ops) */
+	uint32_t nrestate;     /* pairs in restate */
 };
+
+/* Most documents one ACK re-sends for re-pushed far-future ops; more are
+ * dropped (the replica's view of them stays ahead until it next edits). */
+#define MAX_RESTATE 1024
 
 struct server {
 	uv_loop_t loop;
@@ -228,6 +235,7 @@ static void on_hello(struct conn *c, struct mp_reader *r, uint32_t nfields)
 static void on_push(struct conn *c, struct mp_reader *r, uint32_t nfields)
 {
 	struct server *srv = c->srv;
+	uint64_t now;
 	uint32_t n;
 	int rc;
 
@@ -243,7 +251,8 @@ static void on_push(struct conn *c, struct mp_reader *r, uint32_t nfields)
 		conn_error(c, WEFT_PERR_TOO_BIG, "too many ops in one PUSH");
 		return;
 	}
-	weft__authority_set_clock(srv->au, wall_ms(), srv->max_drift_ms);
+	now = wall_ms();
+	weft__authority_set_clock(srv->au, now, srv->max_drift_ms);
 	/* Validate the whole message before staging any of it: a PUSH is
 	 * refused as a whole, never half-applied. */
 	{
@@ -285,6 +294,23 @@ static void on_push(struct conn *c, struct mp_reader *r, uint32_t nfields)
 		if (rc < 0) {
 			conn_error(c, WEFT_PERR_INTERNAL, "out of memory");
 			return;
+		}
+		/*
+		 * A duplicate that would have been re-stamped: its first push was
+		 * committed with the server's stamp, but the ACK that said so may
+		 * have been lost, and the replica's view still holds the
+		 * far-future stamp. Send the document's state with this ACK too.
+		 */
+		if (rc == 1 && WEFT_HLC_MS(op.hlc) > now + srv->max_drift_ms &&
+		    c->nrestate < MAX_RESTATE) {
+			weft__mp_write_array(&c->restate, 2);
+			weft__mp_write_str(&c->restate, op.coll, op.coll_len);
+			weft__mp_write_str(&c->restate, op.id, op.id_len);
+			if (c->restate.err) {
+				conn_error(c, WEFT_PERR_INTERNAL, "out of memory");
+				return;
+			}
+			c->nrestate++;
 		}
 		if (!c->ack_pending ||
 		    weft__op_key(op.incarnation, op.seq) > weft__op_key(c->ack_inc, c->ack_seq)) {
@@ -337,6 +363,7 @@ static void on_open(void *ud, struct weft_ws_conn *ws)
 	}
 	c->srv = srv;
 	c->ws = ws;
+	weft__mp_buf_init(&c->restate, weft__alloc_default(), 0);
 	c->next = srv->conns.next;
 	c->prev = &srv->conns;
 	srv->conns.next->prev = c;
@@ -357,6 +384,7 @@ static void on_close(void *ud, struct weft_ws_conn *ws, uint16_t code, const cha
 		return;
 	c->prev->next = c->next;
 	c->next->prev = c->prev;
+	weft__mp_buf_free(&c->restate);
 	free(c);
 }
 
@@ -424,13 +452,63 @@ static bool first_restamp_of_doc(const struct weft_committed *batch, size_t i, u
 	return true;
 }
 
+/* Visits the [collection, id] pairs queued in c->restate whose document
+ * exists; with out != NULL, writes each one's state entry. Returns the
+ * number visited and, when writing, empties the queue. */
+static uint32_t restate_visit(struct conn *c, struct weft_docset *docs, struct mp_buf *out,
+                              struct mp_buf *state)
+{
+	struct mp_reader r;
+	uint32_t count = 0;
+
+	weft__mp_reader_init(&r, c->restate.data, c->restate.len);
+	for (uint32_t i = 0; i < c->nrestate; i++) {
+		const char *coll, *id;
+		size_t clen, ilen;
+		uint32_t two;
+		struct weft_doc *d;
+
+		/* We wrote these bytes ourselves; they cannot be malformed. */
+		if (weft__mp_read_array(&r, &two) != WEFT_OK ||
+		    weft__mp_read_str(&r, &coll, &clen) != WEFT_OK ||
+		    weft__mp_read_str(&r, &id, &ilen) != WEFT_OK)
+			break;
+		d = weft__docset_find(docs, coll, clen, id, ilen);
+		if (!d)
+			continue;
+		count++;
+		if (!out)
+			continue;
+		weft__mp_buf_reset(state);
+		weft__doc_encode(d, state);
+		if (state->err)
+			out->err = state->err; /* fails the send */
+		weft__msg_doc_state_write(out, coll, clen, id, ilen, state->data, state->len);
+	}
+	if (out) {
+		weft__mp_buf_reset(&c->restate);
+		c->nrestate = 0;
+	}
+	return count;
+}
+
+static uint32_t restate_count(struct conn *c, struct weft_docset *docs)
+{
+	return restate_visit(c, docs, NULL, NULL);
+}
+
+static void restate_write(struct conn *c, struct weft_docset *docs, struct mp_buf *state)
+{
+	(void)restate_visit(c, docs, &c->srv->out, state);
+}
+
 /*
  * Sends a connection its ACK. When the authority re-stamped some of its
  * ops (clock drift), the ACK lists their new stamps and carries the
  * authoritative state of each document they touched, so the replica can
  * rebuild its view without its own far-future stamps.
  */
-static void send_ack(struct conn *c)
+static void send_ack(struct conn *c, bool committed)
 {
 	struct server *srv = c->srv;
 	const struct weft_committed *batch;
@@ -439,7 +517,11 @@ static void send_ack(struct conn *c)
 	uint32_t nre = 0, ndocs = 0;
 	size_t n;
 
+	/* The authority's batch is the last group committed; it belongs to
+	 * this ACK only if this loop iteration committed it. */
 	batch = weft__authority_batch(srv->au, &n);
+	if (!committed)
+		n = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (batch[i].restamped && batch[i].op.replica == c->replica)
 			nre++;
@@ -451,7 +533,7 @@ static void send_ack(struct conn *c)
 		if (batch[i].restamped && batch[i].op.replica == c->replica)
 			weft__msg_restamp_write(&srv->out, batch[i].op.incarnation, batch[i].op.seq,
 			                        batch[i].op.hlc);
-	weft__msg_ack_states(&srv->out, ndocs);
+	weft__msg_ack_states(&srv->out, ndocs + restate_count(c, docs));
 	weft__mp_buf_init(&state, weft__alloc_default(), 0);
 	for (size_t i = 0; i < n && ndocs; i++) {
 		const struct weft_op *op = &batch[i].op;
@@ -468,6 +550,7 @@ static void send_ack(struct conn *c)
 		weft__msg_doc_state_write(&srv->out, op->coll, op->coll_len, op->id, op->id_len,
 		                          state.data, state.len);
 	}
+	restate_write(c, docs, &state);
 	weft__mp_buf_free(&state);
 	if (send_out(c) != WEFT_OK && !c->closing)
 		conn_error(c, WEFT_PERR_INTERNAL, "cannot send ACK");
@@ -497,7 +580,7 @@ static void on_commit_point(uv_check_t *h)
 		if (!c->ack_pending || c->closing)
 			continue;
 		c->ack_pending = false;
-		send_ack(c);
+		send_ack(c, committed);
 	}
 	if (committed)
 		broadcast(srv);
