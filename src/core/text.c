@@ -59,16 +59,41 @@
  *   - chunks[i]->idx == i; 1 <= chunks[i]->n <= CHUNK_CAP (a lone first
  *     chunk may be empty);
  *   - chunk->vis is the sum of len over its live runs; t->vis_len, t->vis_bytes
- *     are the totals; cc_vis is the visible start of chunk cc_ci;
+ *     are the totals (no per-chunk byte counts are kept); cc_vis is the
+ *     visible start of chunk cc_ci;
+ *   - position index: fen[1..nchunks] is a Fenwick (binary indexed) tree
+ *     of the chunks' vis, less a pending change fen_pd of chunk fen_pci;
+ *     nodes up to fen_valid are current: for 1 <= i <= fen_valid, fen[i] is
+ *     the sum of chunks[j]->vis for i - lowbit(i) <= j < i, minus fen_pd if
+ *     fen_pci is one of those j; capfen >= nchunks + 1 always;
  *   - each agent's op log is sorted by seq and covers [0, next) exactly;
- *     each insert op carries "fragments": sorted (offset, chunk) intervals
- *     telling which chunk holds each of its items, which gives the id -> run
- *     lookup in O(log ops + fragments + CHUNK_CAP);
+ *     each insert op carries "fragments": sorted (offset, chunk) intervals,
+ *     the first at offset 0 and neighbours in different chunks, telling
+ *     which chunk holds each of its items, which gives the id -> run lookup
+ *     in O(log ops + log fragments + CHUNK_CAP);
  *   - the global log lists (agent, op) in the order ops were applied, a
  *     causal order; only its last entry may grow by coalescing.
- * Position lookup starts at the last chunk used (edits are local), so it is
- * O(distance / CHUNK_CAP + CHUNK_CAP); id lookup first tries the runs next
- * to the last one found or placed (checked, so a stale hint only misses).
+ * Position lookup first tries the last chunk used and a few neighbours
+ * (edits are local: typing stays O(CHUNK_CAP)), else descends the Fenwick
+ * tree: O(log chunks + CHUNK_CAP) wherever the previous edit was. Every
+ * change of a chunk's vis (insert, delete) goes through vis_add, which
+ * updates the tree in O(log chunks) (deferred while the same chunk keeps
+ * changing, so typing in one place pays O(1)); run splits and merges
+ * inside a chunk leave vis unchanged. A split of chunk ci shifts the index
+ * of every later chunk, which a Fenwick tree cannot absorb, so it marks
+ * the nodes from ci on stale (fen_valid) and the next lookup that misses
+ * the cache recomputes them, O(chunks - ci), without allocating
+ * (chunks_reserve sized fen). This is amortised cheaply: a split already
+ * costs O(chunks - ci) (memmove of the pointer array, renumbering idx), so
+ * the rebuild only adds a constant factor, and splits are rare: a split
+ * leaves two chunks with about CHUNK_CAP/2 free slots each, so there is at
+ * most about one per CHUNK_CAP/2 new runs, i.e. O(chunks / (CHUNK_CAP/2))
+ * per run created; a burst of splits (remote integration never looks up
+ * positions) pays for one rebuild, from the leftmost split. A counted
+ * B-tree over chunks would make splits O(log n) too, but would replace the
+ * chunk indexes that locations, fragments and the id lookup rely on. Id
+ * lookup first tries the runs next to the last one found or placed
+ * (checked, so a stale hint only misses).
  *
  * Causality. An op is applied only once its agent's previous ops and the
  * items it references are present; updates holding ops that are not ready
@@ -250,7 +275,7 @@ static struct chunk *frag_chunk(struct op *o, uint32_t off)
 static void frag_set(struct op *o, uint32_t a, uint32_t b, struct chunk *c)
 {
 	struct frag *f = op_frags(o), mid[3];
-	uint32_t n = o->nfrag, i = 0, j, k, nm = 0, endj, w, r;
+	uint32_t n = o->nfrag, i = 0, j, k, nm = 0, endj, w, r, lo, hi;
 
 	if (n == 0) {
 		f[0].off = 0;
@@ -258,9 +283,16 @@ static void frag_set(struct op *o, uint32_t a, uint32_t b, struct chunk *c)
 		o->nfrag = 1;
 		return;
 	}
-	/* i: fragment holding a; j: fragment holding b - 1 */
-	while (i + 1 < n && f[i + 1].off <= a)
-		i++;
+	/* i: fragment holding a (binary search: one op may span thousands of
+	 * chunks); j: fragment holding b - 1 */
+	for (lo = 0, hi = n; hi - lo > 1;) {
+		uint32_t m = lo + (hi - lo) / 2;
+		if (f[m].off <= a)
+			lo = m;
+		else
+			hi = m;
+	}
+	i = lo;
 	j = i;
 	while (j + 1 < n && f[j + 1].off < b)
 		j++;
@@ -282,18 +314,96 @@ static void frag_set(struct op *o, uint32_t a, uint32_t b, struct chunk *c)
 		memmove(f + i + nm, f + j + 1, (n - j - 1) * sizeof(*f));
 	memcpy(f + i, mid, nm * sizeof(*f));
 	n = n - k + nm;
-	/* merge neighbours with the same chunk */
-	w = 0;
-	for (r = 0; r < n; r++) {
-		if (w > 0 && f[w - 1].c == f[r].c)
+	/* merge neighbours with the same chunk: no two neighbours shared one
+	 * before, so only f[i - 1 .. i + nm] can need it */
+	lo = i > 0 ? i - 1 : 0;
+	hi = i + nm + 1 < n ? i + nm + 1 : n;
+	for (w = lo + 1, r = lo + 1; r < hi; r++) {
+		if (f[w - 1].c == f[r].c)
 			continue;
 		f[w++] = f[r];
 	}
-	o->nfrag = w;
+	if (w < hi)
+		memmove(f + w, f + hi, (n - hi) * sizeof(*f));
+	o->nfrag = n - (hi - w);
+}
+
+/* ---- position index: a Fenwick tree over the chunks' visible counts ---- */
+
+static inline uint32_t lowbit(uint32_t i)
+{
+	return i & (0u - i);
+}
+
+/* Adds the pending change of one chunk's vis to the tree, O(log n). */
+static void fen_flush(struct weft_text *t)
+{
+	uint32_t i;
+
+	for (i = t->fen_pci + 1; t->fen_pd && i <= t->nchunks; i += lowbit(i))
+		t->fen[i] = (uint64_t)((int64_t)t->fen[i] + t->fen_pd);
+	t->fen_pd = 0;
+}
+
+/*
+ * Recomputes the stale nodes fen[fen_valid + 1 .. nchunks] from the chunks
+ * and the valid nodes below them: node j (chunks j - lowbit(j) .. j - 1) is
+ * chunk j - 1 plus nodes j - 1, j - 2, j - 4, .. j - lowbit(j) / 2, so the
+ * loop reads each stale chunk once and O(1) nodes per chunk on average.
+ * The pending change goes in first.
+ */
+static void fen_rebuild(struct weft_text *t)
+{
+	uint64_t *f = t->fen, sum;
+	uint32_t n = t->nchunks, j, k;
+
+	fen_flush(t);
+	for (j = t->fen_valid + 1; j <= n; j++) {
+		sum = t->chunks[j - 1]->vis;
+		for (k = 1; k < lowbit(j); k <<= 1)
+			sum += f[j - k];
+		f[j] = sum;
+	}
+	t->fen_valid = n;
+}
+
+/*
+ * The chunk holding visible code point pos (< vis_len), and in *start the
+ * visible count of the chunks before it: a descent over the tree, O(log n).
+ */
+static uint32_t fen_find(struct weft_text *t, uint64_t pos, uint64_t *start)
+{
+	const uint64_t *f = t->fen;
+	uint32_t n = t->nchunks, i = 0, step = 1;
+	uint64_t p = pos;
+
+	if (t->fen_valid < n)
+		fen_rebuild(t);
+	else
+		fen_flush(t);
+	while (step <= n / 2)
+		step <<= 1;
+	for (; step; step >>= 1) {
+		if (i + step <= n && f[i + step] <= p) {
+			i += step;
+			p -= f[i];
+		}
+	}
+	*start = pos - p;
+	return i; /* chunks [0, i) hold pos - p <= pos code points, chunk i the rest */
 }
 
 /* ---- chunks ---- */
 
+/*
+ * Every change of a chunk's visible count goes through here (splits
+ * instead mark part of the index stale). Changes to one chunk accumulate
+ * in fen_pd and reach the tree when another chunk changes or a lookup
+ * needs it, so typing in one place stays O(1) per keystroke. (Flushing
+ * into stale nodes is harmless: they are recomputed before use; a change
+ * to a chunk only stale nodes cover is not kept at all, so replicas that
+ * never look up positions never pay for the index.)
+ */
 static inline void vis_add(struct weft_text *t, uint32_t ci, int64_t d, int64_t db)
 {
 	t->chunks[ci]->vis = (uint64_t)((int64_t)t->chunks[ci]->vis + d);
@@ -301,15 +411,28 @@ static inline void vis_add(struct weft_text *t, uint32_t ci, int64_t d, int64_t 
 	t->vis_bytes = (uint64_t)((int64_t)t->vis_bytes + db);
 	if (ci < t->cc_ci)
 		t->cc_vis = (uint64_t)((int64_t)t->cc_vis + d);
+	if (ci >= t->fen_valid)
+		return; /* only stale nodes cover ci: nothing to keep */
+	if (ci != t->fen_pci) {
+		fen_flush(t);
+		t->fen_pci = ci;
+	}
+	t->fen_pd += d;
 }
 
+/* Room for n chunks, and for their position index (so rebuilding it
+ * never allocates). */
 static int chunks_reserve(struct weft_text *t, size_t n)
 {
-	size_t cap = t->capchunks;
+	size_t cap = t->capchunks, fcap = t->capfen;
 	int rc = grow(t->al, (void **)&t->chunks, &cap, n, sizeof(*t->chunks));
 
 	if (rc == WEFT_OK)
 		t->capchunks = (uint32_t)cap;
+	if (rc == WEFT_OK)
+		rc = grow(t->al, (void **)&t->fen, &fcap, n + 1, sizeof(*t->fen));
+	if (rc == WEFT_OK)
+		t->capfen = (uint32_t)fcap;
 	return rc;
 }
 
@@ -366,6 +489,12 @@ static int ensure_room(struct weft_text *t, struct loc *l, uint32_t k)
 			nc->vis += nc->runs[i].len;
 	}
 	c->vis -= nc->vis;
+	/* the position index: fen_pci names a chunk by its old index, so the
+	 * pending change goes in first; nodes covering chunks >= l->ci are
+	 * then stale, recomputed on the next lookup that needs them */
+	fen_flush(t);
+	if (t->fen_valid > l->ci)
+		t->fen_valid = l->ci;
 	memmove(t->chunks + l->ci + 2, t->chunks + l->ci + 1,
 	        (t->nchunks - l->ci - 1) * sizeof(*t->chunks));
 	t->chunks[l->ci + 1] = nc;
@@ -498,32 +627,38 @@ int weft__text_find_id(struct weft_text *t, struct id x, struct loc *l)
 	return WEFT_ECORRUPT; /* broken invariant */
 }
 
-/* Location of the visible code point at index pos (< vis_len). */
+/* Chunks walked from the last one used before asking the Fenwick tree. */
+#define NEAR_WALK 4
+
+/*
+ * Location of the visible code point at index pos (< vis_len). Typing is
+ * local, so the last chunk used and up to NEAR_WALK chunks either side are
+ * tried first (O(1)); anything else is a descent of the Fenwick tree,
+ * O(log chunks).
+ */
 static void find_vis(struct weft_text *t, uint64_t pos, struct loc *l)
 {
-	uint32_t ci = t->cc_ci, i;
+	uint32_t ci = t->cc_ci, i, k;
 	uint64_t start = t->cc_vis;
 	struct chunk *c;
 
-	if (ci >= t->nchunks) {
-		ci = 0;
-		start = 0;
+	for (k = 0; ci < t->nchunks; k++) {
+		if (pos < start) {
+			if (k == NEAR_WALK || ci == 0)
+				break;
+			ci--;
+			start -= t->chunks[ci]->vis;
+		} else if (pos - start >= t->chunks[ci]->vis) {
+			if (k == NEAR_WALK || ci + 1 >= t->nchunks)
+				break;
+			start += t->chunks[ci]->vis;
+			ci++;
+		} else {
+			goto found;
+		}
 	}
-	if (pos < start && pos < start - pos) {
-		ci = 0;
-		start = 0;
-	} else if (pos >= start && pos - start > t->vis_len - pos) {
-		ci = t->nchunks - 1;
-		start = t->vis_len - t->chunks[ci]->vis;
-	}
-	while (pos < start) {
-		ci--;
-		start -= t->chunks[ci]->vis;
-	}
-	while (pos >= start + t->chunks[ci]->vis) {
-		start += t->chunks[ci]->vis;
-		ci++;
-	}
+	ci = fen_find(t, pos, &start);
+found:
 	t->cc_ci = ci;
 	t->cc_vis = start;
 	c = t->chunks[ci];
@@ -732,6 +867,9 @@ static int first_chunk(struct weft_text *t)
 	t->nchunks = 1;
 	t->cc_ci = 0;
 	t->cc_vis = 0;
+	t->fen_valid = 0;
+	t->fen_pci = 0;
+	t->fen_pd = 0;
 	return WEFT_OK;
 }
 
@@ -889,6 +1027,7 @@ void weft__text_free(struct weft_text *t)
 	for (i = 0; i < t->nchunks; i++)
 		weft__free(t->al, t->chunks[i]);
 	weft__free(t->al, t->chunks);
+	weft__free(t->al, t->fen);
 	weft__free(t->al, t->log);
 	for (j = 0; j < t->npend; j++)
 		weft__free(t->al, t->pend[j].data);
@@ -1303,13 +1442,36 @@ int weft__text_check(const struct weft_text *tc)
 	}
 	if (vis != t->vis_len || bytes != t->vis_bytes)
 		return WEFT_ECORRUPT;
+	/* the position index: fen[i] sums the vis of chunks i - lowbit(i) .. i - 1 */
+	if (t->nchunks && t->capfen < t->nchunks + 1)
+		return WEFT_ECORRUPT;
+	if (t->fen_pd && (t->fen_pci >= t->nchunks || t->fen_pci >= t->fen_valid))
+		return WEFT_ECORRUPT;
+	for (i = 1; i <= t->fen_valid && i <= t->nchunks; i++) {
+		uint64_t sum = 0;
+		for (j = i - lowbit(i); j < i; j++)
+			sum += t->chunks[j]->vis;
+		if (t->fen_pci >= i - lowbit(i) && t->fen_pci < i)
+			sum = (uint64_t)((int64_t)sum - t->fen_pd);
+		if (sum != t->fen[i])
+			return WEFT_ECORRUPT;
+	}
 	for (i = 0; i < t->nagents; i++) {
 		struct agent *ag = &t->agents[i];
 		uint32_t s = 0;
 		for (k = 0; k < ag->nops; k++) {
-			if (ag->ops[k].seq != s || ag->ops[k].len == 0)
+			struct op *o = &ag->ops[k];
+			const struct frag *f = op_frags(o);
+			if (o->seq != s || o->len == 0)
 				return WEFT_ECORRUPT;
-			s += ag->ops[k].len;
+			if (o->kind == K_INS && (o->nfrag == 0 || f[0].off != 0))
+				return WEFT_ECORRUPT;
+			for (j = 1; o->kind == K_INS && j < o->nfrag; j++) {
+				if (f[j].off <= f[j - 1].off || f[j].off >= o->len ||
+				    f[j].c == f[j - 1].c)
+					return WEFT_ECORRUPT;
+			}
+			s += o->len;
 		}
 		if (s != ag->next)
 			return WEFT_ECORRUPT;

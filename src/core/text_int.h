@@ -109,6 +109,11 @@ struct weft_text {
 	uint32_t hint_ci, hint_ri;         /* id lookup cache: a run recently found or placed */
 	uint32_t cc_ci;                    /* position cache: chunk index */
 	uint64_t cc_vis;                   /* and its visible start */
+	uint64_t *fen;                     /* Fenwick tree of chunk vis, fen[1..nchunks] */
+	uint32_t capfen;                   /* allocated (capchunks + 1) */
+	uint32_t fen_valid;                /* fen[1..fen_valid] current; rest rebuilt on use */
+	uint32_t fen_pci;                  /* chunk of a vis change not yet in fen */
+	int64_t fen_pd;                    /* and its size (0: none) */
 	uint32_t *amap;                    /* writer scratch: agent -> update table index */
 	uint32_t capamap;
 	struct sst *sst; /* writer scratch: per-agent stream state */

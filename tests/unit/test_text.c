@@ -193,6 +193,120 @@ static void test_sequential_reference(void **state)
 	}
 }
 
+/*
+ * Long documents: many chunks, so position lookups go through the chunk
+ * index (a Fenwick tree) rather than the last-chunk cache. Edits at random
+ * positions, bursts of local typing and backspacing (cache hits, deferred
+ * index updates, chunk splits that leave the index partly stale), checked
+ * against the naive reference and weft__text_check (which verifies the
+ * index against the chunks).
+ */
+static void test_long_random_reference(void **state)
+{
+	int iter, step, steps = 6000;
+
+	(void)state;
+	rng_state = seed ^ 0x10f1;
+	for (iter = 0; iter < 2 * rounds; iter++) {
+		struct weft_text *t;
+		struct ref r = {0};
+
+		assert_int_equal(weft__text_new(NULL, 9, 1, &t), WEFT_OK);
+		for (step = 0; step < steps; step++) {
+			size_t pos = rndn(r.len + 1), burst = rndn(8) == 0 ? 1 + rndn(40) : 1, b;
+			int del = r.len > 0 && step > steps / 3 && rndn(3) == 0;
+			for (b = 0; b < burst; b++) {
+				if (del && r.len > 0) {
+					size_t k = 1 + rndn(rndn(4) == 0 ? 30 : 3);
+					if (pos == r.len)
+						pos--;
+					if (k > r.len - pos)
+						k = r.len - pos;
+					if (burst > 1 && pos > 0) {
+						pos--; /* backspacing */
+						k = 1;
+					}
+					assert_int_equal(weft__text_delete(t, pos, k, NULL),
+					                 WEFT_OK);
+					ref_splice(&r, pos, k, NULL, 0);
+				} else {
+					char buf[64];
+					uint32_t cps[16];
+					size_t n = 1 + rndn(rndn(4) == 0 ? 12 : 3), i, w = 0;
+					for (i = 0; i < n; i++)
+						w += rnd_cp(buf + w, &cps[i]);
+					assert_int_equal(weft__text_insert(t, pos, buf, w, NULL),
+					                 WEFT_OK);
+					ref_splice(&r, pos, 0, cps, n);
+					pos += n; /* keep typing */
+				}
+			}
+			assert_int_equal(weft__text_len(t), r.len);
+			if (step % 499 == 0 || step == steps - 1) {
+				char *want = ref_str(&r);
+				assert_int_equal(weft__text_check(t), WEFT_OK);
+				assert_text(t, want);
+				free(want);
+			}
+		}
+		weft__text_free(t);
+		free(r.cp);
+	}
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	timespec_get(&ts, TIME_UTC);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/*
+ * Timing only (printed, never asserted): edits at random positions of a
+ * long document, where the last-chunk cache rarely helps. Small by default;
+ * WEFT_TEXT_BENCH=1 runs 100,000 edits on a 1,000,000-char document.
+ */
+static void test_random_position_timing(void **state)
+{
+	const char *env = getenv("WEFT_TEXT_BENCH");
+	size_t doc = 100000, edits = 10000, i, len;
+	struct weft_text *t;
+	char *block;
+	double t0, t1;
+
+	(void)state;
+	if (env && atoi(env) > 0) {
+		doc = 1000000;
+		edits = 100000;
+	}
+	rng_state = seed ^ 0x7117;
+	block = malloc(1000);
+	assert_non_null(block);
+	for (i = 0; i < 1000; i++)
+		block[i] = (char)('a' + rndn(26));
+	assert_int_equal(weft__text_new(NULL, 11, 1, &t), WEFT_OK);
+	for (i = 0; i < doc / 1000; i++)
+		assert_int_equal(weft__text_insert(t, i * 1000, block, 1000, NULL), WEFT_OK);
+	t0 = now_ms();
+	for (i = 0; i < edits; i++) {
+		len = weft__text_len(t);
+		if (rndn(2) == 0)
+			assert_int_equal(
+			    weft__text_insert(t, rndn(len + 1), block, 1 + rndn(5), NULL), WEFT_OK);
+		else
+			assert_int_equal(weft__text_delete(t, rndn(len - 3), 1 + rndn(3), NULL),
+			                 WEFT_OK);
+	}
+	t1 = now_ms();
+	printf("random-position edits: %zu on a %zu-char document: %.1f ms (%.0f ns/edit), "
+	       "%zu runs\n",
+	       edits, doc, t1 - t0, (t1 - t0) * 1e6 / (double)edits, weft__text_runs(t));
+	assert_int_equal(weft__text_check(t), WEFT_OK);
+	weft__text_free(t);
+	free(block);
+}
+
 /* Typing runs: forward typing, backspacing, forward delete, jumps. */
 static void test_typing_patterns(void **state)
 {
@@ -1041,6 +1155,8 @@ int main(void)
 	    cmocka_unit_test(test_typing_patterns),
 	    cmocka_unit_test(test_utf8),
 	    cmocka_unit_test(test_sequential_reference),
+	    cmocka_unit_test(test_long_random_reference),
+	    cmocka_unit_test(test_random_position_timing),
 	    cmocka_unit_test(test_no_interleaving_forwards),
 	    cmocka_unit_test(test_no_interleaving_backwards),
 	    cmocka_unit_test(test_no_interleaving_three),
