@@ -5,8 +5,9 @@
  * byte), non-interleaving of concurrent runs typed forwards and backwards,
  * multi-byte UTF-8, encode/load/encode_since round trips, hostile update
  * bytes, and an allocation-failure run.
- * WEFT_TEST_SEED replays a seed; WEFT_TEST_ROUNDS scales the random tests
- * (default 1 = 10,000 concurrent histories). WEFT_TEXT_CORPUS_DIR=dir
+ * WEFT_TEST_SEED replays a seed; WEFT_TEST_ROUNDS is the number of
+ * concurrent histories (default 10,000; the other random tests scale with
+ * it). WEFT_TEXT_CORPUS_DIR=dir
  * rewrites the seed corpus of fuzz/fuzz_text.c into dir.
  */
 #include <stdarg.h>
@@ -1170,11 +1171,15 @@ int main(void)
 	    cmocka_unit_test(test_write_corpus),
 	};
 
-	seed = env && *env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL);
+	/* A fixed default seed keeps CI deterministic; set WEFT_TEST_SEED to
+	 * explore others. WEFT_TEST_ROUNDS is the number of concurrent
+	 * histories, as in the other model tests; every random test scales
+	 * with it (10,000 = the default scale). */
+	seed = env && *env ? strtoull(env, NULL, 0) : 0x7e47ULL;
 	if (!seed)
 		seed = 1;
 	if (r && atoi(r) > 0)
-		rounds = atoi(r);
+		rounds = atoi(r) / 10000 > 0 ? atoi(r) / 10000 : 1;
 	printf("test_text: seed %llu, rounds %d (WEFT_TEST_SEED / WEFT_TEST_ROUNDS)\n",
 	       (unsigned long long)seed, rounds);
 	return cmocka_run_group_tests(tests, NULL, NULL);
