@@ -2,16 +2,22 @@
  * authority.c - dedupe, ordering, cursors and group commit. See authority.h.
  *
  * Invariants:
- *  - position increases by one per committed op, in commit order; the log
- *    key of an op is its position, so a cursor (epoch, pos) names exactly
- *    the ops a replica has seen;
+ *  - position increases by one per committed unit (an op or a
+ *    transaction), in commit order; the log key of a unit is its position
+ *    and its record is the unit's bytes, so a cursor (epoch, pos) names
+ *    exactly the units a replica has seen;
  *  - for every (replica, incarnation) the committed high-water mark `seq`
- *    is durable in the same store transaction as the ops it covers, so an
- *    op is applied at most once even across a crash between commit and
- *    acknowledgement (the replica re-pushes; the authority sees a
- *    duplicate and acknowledges it again);
- *  - the in-memory documents equal the store's documents after every
- *    commit, successful or not.
+ *    is durable in the same store transaction as the units (and the
+ *    rejections) it covers, so an op is applied at most once even across
+ *    a crash between commit and acknowledgement (the replica re-pushes;
+ *    the authority sees a duplicate and acknowledges it again), and a
+ *    rejected op is never applied later;
+ *  - the in-memory documents equal the store's documents plus the staged
+ *    units; after every commit, successful or not, nothing is staged and
+ *    they equal the store's;
+ *  - a unit is applied whole or not at all: one that may fail half-way (a
+ *    transaction, or one holding a TEXT op, whose update is checked
+ *    against the document) is first applied to copies of its documents.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -29,11 +35,20 @@ struct hw_entry {
 	uint64_t staged_seq; /* high-water mark including staged ops */
 };
 
+/* A unit read for the next commit: staged, or a rejection. */
 struct staged {
-	uint8_t *raw;      /* owned copy of the encoded op */
-	struct weft_op op; /* decoded, pointing into raw */
-	void *origin;      /* caller's tag */
-	bool restamped;    /* the server replaced the op's HLC */
+	uint8_t *raw; /* owned copy of the unit (re-encoded if re-stamped) */
+	size_t raw_len;
+	struct weft_committed_op *ops; /* decoded, pointing into raw (owned) */
+	uint32_t nops;
+	void *origin;     /* caller's tag */
+	uint64_t replica; /* identities: replica, inc, first..last */
+	uint32_t inc;
+	uint64_t first, last;
+	bool restamped;     /* the server replaced some op's HLC */
+	bool rejected;      /* not applied; only the mark moves */
+	int code;           /* rejection code */
+	const char *reason; /* static rejection text */
 };
 
 struct weft_authority {
@@ -45,13 +60,16 @@ struct weft_authority {
 	struct hw_entry *hw; /* open-addressing table, power-of-two size */
 	size_t hw_cap;
 	size_t hw_len;
-	struct staged *staged; /* ops waiting for the next commit */
+	struct staged *staged; /* units waiting for the next commit */
 	size_t nstaged;
 	size_t staged_cap;
-	struct weft_committed *batch; /* the last committed group */
-	uint8_t **batch_raw;          /* owned encodings behind batch[i].op */
+	struct staged *group; /* the last committed group (owned) */
+	size_t ngroup;
+	size_t group_cap;
+	struct weft_committed *batch; /* views of its committed units */
 	size_t nbatch;
-	size_t batch_cap;
+	struct weft_rejected *rejects; /* views of its rejections */
+	size_t nrejects;
 	struct weft_doc **touched; /* scratch for a commit */
 	size_t touched_cap;
 	struct weft_hlc hlc;   /* the server's clock; persisted as meta "hlc" */
@@ -211,11 +229,21 @@ out_free:
 	return rc;
 }
 
+static void staged_free(struct weft_authority *au, struct staged *s)
+{
+	weft__free(au->alloc, s->raw);
+	weft__free(au->alloc, s->ops);
+	s->raw = NULL;
+	s->ops = NULL;
+}
+
 static void batch_clear(struct weft_authority *au)
 {
-	for (size_t i = 0; i < au->nbatch; i++)
-		weft__free(au->alloc, au->batch_raw[i]);
+	for (size_t i = 0; i < au->ngroup; i++)
+		staged_free(au, &au->group[i]);
+	au->ngroup = 0;
 	au->nbatch = 0;
+	au->nrejects = 0;
 }
 
 void weft__authority_free(struct weft_authority *au)
@@ -224,10 +252,11 @@ void weft__authority_free(struct weft_authority *au)
 		return;
 	batch_clear(au);
 	for (size_t i = 0; i < au->nstaged; i++)
-		weft__free(au->alloc, au->staged[i].raw);
+		staged_free(au, &au->staged[i]);
 	weft__free(au->alloc, au->staged);
+	weft__free(au->alloc, au->group);
 	weft__free(au->alloc, au->batch);
-	weft__free(au->alloc, au->batch_raw);
+	weft__free(au->alloc, au->rejects);
 	weft__free(au->alloc, au->touched);
 	weft__free(au->alloc, au->hw);
 	weft__docset_free(au->docs);
@@ -248,23 +277,76 @@ uint64_t weft__authority_hlc(const struct weft_authority *au)
 	return au->hlc.last;
 }
 
-/*
- * Replaces a staged op's HLC, which is too far in the future, with the
- * server's: the op is re-encoded with a fresh server timestamp, so a
- * replica whose clock runs ahead cannot win every conflict for as long as
- * its clock is wrong. The replica learns the new stamp from its ACK.
- */
-static int restamp(struct weft_authority *au, struct staged *s)
+/* Reads the identity of the op at r (the first three of its nine
+ * fields) without consuming it. Errors: WEFT_EPROTO. */
+static int op_ident(const struct mp_reader *at, uint64_t *replica, uint32_t *inc, uint64_t *seq)
 {
-	struct weft_op re = s->op;
-	struct mp_buf b;
+	struct mp_reader r = *at;
+	uint64_t v;
+	uint32_t n;
+
+	if (weft__mp_read_array(&r, &n) != WEFT_OK || n != 9 ||
+	    weft__mp_read_uint(&r, replica) != WEFT_OK || weft__mp_read_uint(&r, &v) != WEFT_OK ||
+	    v == 0 || v > WEFT_MAX_INCARNATION || weft__mp_read_uint(&r, seq) != WEFT_OK ||
+	    *seq == 0 || *seq > WEFT_MAX_SEQ)
+		return WEFT_EPROTO;
+	*inc = (uint32_t)v;
+	return WEFT_OK;
+}
+
+/* Decodes the ops of s->raw into s->ops. Errors as weft__op_decode. */
+static int decode_ops(struct staged *s, bool txn)
+{
 	struct mp_reader r;
-	size_t len;
+	uint32_t n;
 	int rc;
 
-	re.hlc = weft__hlc_now(&au->hlc, au->now_ms);
-	weft__mp_buf_init(&b, au->alloc, 0);
-	weft__op_encode(&b, &re);
+	weft__mp_reader_init(&r, s->raw, s->raw_len);
+	if (txn &&
+	    (weft__mp_read_array(&r, &n) != WEFT_OK || weft__mp_read_array(&r, &n) != WEFT_OK))
+		return WEFT_EPROTO;
+	for (uint32_t i = 0; i < s->nops; i++)
+		if ((rc = weft__op_decode(&r, &s->ops[i].op)) != WEFT_OK)
+			return rc;
+	return WEFT_OK;
+}
+
+/*
+ * Replaces the HLC of every op of the unit that is too far in the future
+ * with the server's, re-encoding the unit: a replica whose clock runs
+ * ahead cannot win every conflict for as long as its clock is wrong. The
+ * replica learns the new stamps from its ACK. Other stamps are observed,
+ * so the server's clock stays above every stamp it has accepted.
+ */
+static int restamp(struct weft_authority *au, struct staged *s, bool txn)
+{
+	struct mp_buf b;
+	size_t len;
+	bool any = false;
+	int rc;
+
+	for (uint32_t i = 0; i < s->nops; i++) {
+		uint64_t hlc = s->ops[i].op.hlc;
+
+		s->ops[i].restamped =
+		    au->drift_set && WEFT_HLC_MS(hlc) > au->now_ms + au->max_drift_ms;
+		if (s->ops[i].restamped)
+			any = true;
+		else
+			weft__hlc_observe(&au->hlc, hlc);
+	}
+	if (!any)
+		return WEFT_OK;
+	weft__mp_buf_init(&b, au->alloc, s->raw_len + 16);
+	if (txn)
+		weft__unit_txn_write(&b, s->nops);
+	for (uint32_t i = 0; i < s->nops; i++) {
+		struct weft_op re = s->ops[i].op;
+
+		if (s->ops[i].restamped)
+			re.hlc = weft__hlc_now(&au->hlc, au->now_ms);
+		weft__op_encode(&b, &re);
+	}
 	if (b.err) {
 		rc = b.err;
 		weft__mp_buf_free(&b);
@@ -272,30 +354,100 @@ static int restamp(struct weft_authority *au, struct staged *s)
 	}
 	weft__free(au->alloc, s->raw);
 	s->raw = weft__mp_buf_take(&b, &len);
-	weft__mp_reader_init(&r, s->raw, len);
-	rc = weft__op_decode(&r, &s->op);
-	if (rc != WEFT_OK) {
-		/* Cannot happen: we encoded what we had decoded. Keep raw owned
-		 * by the caller's error path. */
-		return rc;
-	}
+	s->raw_len = len;
 	s->restamped = true;
-	return WEFT_OK;
+	/* Cannot fail: we encoded what we had decoded. */
+	return decode_ops(s, txn);
 }
 
-/* ---- staging ---- */
+static void hw_restage(struct weft_authority *au);
 
-int weft__authority_stage(struct weft_authority *au, const struct weft_op *op, void *origin)
+/* Reloads every document from the store and forgets everything staged:
+ * the in-memory state becomes the durable one again. */
+static void group_drop(struct weft_authority *au)
 {
-	struct hw_entry *e;
-	struct staged *s;
-	struct mp_reader r;
+	for (size_t i = 0; i < au->nstaged; i++)
+		staged_free(au, &au->staged[i]);
+	au->nstaged = 0;
+	hw_restage(au);
+	if (load_docs(au) != WEFT_OK)
+		snprintf(au->err, sizeof(au->err), "reloading documents after a failure failed");
+}
+
+/* True when an op before ops[i] names the same document. */
+static bool seen_before(const struct staged *s, uint32_t i)
+{
+	const struct weft_op *op = &s->ops[i].op;
+
+	for (uint32_t k = 0; k < i; k++) {
+		const struct weft_op *o = &s->ops[k].op;
+
+		if (o->coll_len == op->coll_len && o->id_len == op->id_len &&
+		    memcmp(o->coll, op->coll, op->coll_len) == 0 &&
+		    memcmp(o->id, op->id, op->id_len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Applies a unit that may fail half-way on copies of its documents first;
+ * only if all of it applies are the copies installed. Returns WEFT_OK,
+ * WEFT_EPROTO / WEFT_ETOOBIG when the documents refuse it (nothing
+ * changed), WEFT_ENOMEM before anything changed, or (*lost set) an error
+ * after the documents were partly replaced.
+ */
+static int apply_trial(struct weft_authority *au, struct staged *s, bool *lost)
+{
+	struct weft_docset *tmp;
+	struct mp_buf b;
 	int rc;
 
-	if ((rc = hw_get(au, op->replica, op->incarnation, &e)) != WEFT_OK)
+	*lost = false;
+	if ((rc = weft__docset_new(au->alloc, &tmp)) != WEFT_OK)
 		return rc;
-	if (op->seq <= e->staged_seq)
-		return 1; /* duplicate: committed or already staged */
+	weft__mp_buf_init(&b, au->alloc, 0);
+	for (uint32_t i = 0; i < s->nops && rc == WEFT_OK; i++) {
+		const struct weft_op *op = &s->ops[i].op;
+		struct weft_doc *d;
+
+		if (weft__docset_find(tmp, op->coll, op->coll_len, op->id, op->id_len))
+			continue;
+		d = weft__docset_find(au->docs, op->coll, op->coll_len, op->id, op->id_len);
+		if (!d)
+			continue;
+		weft__mp_buf_reset(&b);
+		weft__doc_encode_full(d, &b);
+		rc = b.err ? b.err
+		           : weft__docset_load(tmp, op->coll, op->coll_len, op->id, op->id_len,
+		                               b.data, b.len);
+	}
+	for (uint32_t i = 0; i < s->nops && rc == WEFT_OK; i++)
+		rc = weft__docset_apply(tmp, &s->ops[i].op, NULL, NULL);
+	if (rc == WEFT_ECORRUPT)
+		rc = WEFT_EPROTO;
+	for (uint32_t i = 0; i < s->nops && rc == WEFT_OK; i++) {
+		const struct weft_op *op = &s->ops[i].op;
+		struct weft_doc *d =
+		    weft__docset_find(tmp, op->coll, op->coll_len, op->id, op->id_len);
+
+		if (seen_before(s, i))
+			continue;
+		weft__mp_buf_reset(&b);
+		weft__doc_encode_full(d, &b);
+		rc = b.err ? b.err
+		           : weft__docset_load(au->docs, op->coll, op->coll_len, op->id, op->id_len,
+		                               b.data, b.len);
+		if (rc != WEFT_OK)
+			*lost = true;
+	}
+	weft__mp_buf_free(&b);
+	weft__docset_free(tmp);
+	return rc;
+}
+
+static int staged_push(struct weft_authority *au, struct staged **out)
+{
 	if (au->nstaged == au->staged_cap) {
 		size_t cap = au->staged_cap ? au->staged_cap * 2 : 64;
 		struct staged *n = weft__realloc(au->alloc, au->staged, cap * sizeof(*n));
@@ -305,30 +457,134 @@ int weft__authority_stage(struct weft_authority *au, const struct weft_op *op, v
 		au->staged = n;
 		au->staged_cap = cap;
 	}
-	s = &au->staged[au->nstaged];
-	s->raw = weft__malloc(au->alloc, op->raw_len);
-	if (!s->raw)
+	*out = &au->staged[au->nstaged];
+	memset(*out, 0, sizeof(**out));
+	return WEFT_OK;
+}
+
+int weft__authority_stage_unit(struct weft_authority *au, const struct weft_unit *u,
+                               uint64_t replica, void *origin, enum weft_stage_outcome *outcome,
+                               bool *gap)
+{
+	struct mp_reader r = u->ops;
+	struct hw_entry *e;
+	struct staged *s;
+	uint64_t first = 0, rep, seq;
+	uint32_t inc = 0, in;
+	bool text = false, lost = false;
+	int rc;
+
+	*gap = false;
+	*outcome = WEFT_STAGED;
+	for (uint32_t i = 0; i < u->nops; i++) {
+		if (op_ident(&r, &rep, &in, &seq) != WEFT_OK) {
+			snprintf(au->err, sizeof(au->err), "malformed op identity");
+			return WEFT_EPROTO;
+		}
+		if (rep != replica) {
+			snprintf(au->err, sizeof(au->err), "op from another replica");
+			return WEFT_EPROTO;
+		}
+		if (i == 0) {
+			inc = in;
+			first = seq;
+		} else if (in != inc || seq != first + i) {
+			snprintf(au->err, sizeof(au->err),
+			         "transaction ops must have one incarnation and consecutive seqs");
+			return WEFT_EPROTO;
+		}
+		if (weft__mp_skip(&r, NULL, NULL) != WEFT_OK)
+			return WEFT_EPROTO;
+	}
+	if (u->nops == 0 || first + u->nops - 1 > WEFT_MAX_SEQ) {
+		snprintf(au->err, sizeof(au->err), "empty unit or seq out of range");
+		return WEFT_EPROTO;
+	}
+	if ((rc = hw_get(au, replica, inc, &e)) != WEFT_OK)
+		return rc;
+	if (first + u->nops - 1 <= e->staged_seq) {
+		*outcome = WEFT_DUPLICATE;
+		return WEFT_OK;
+	}
+	if (first <= e->staged_seq) {
+		snprintf(au->err, sizeof(au->err),
+		         "transaction overlaps ops already applied (seq %" PRIu64 " <= %" PRIu64
+		         ")",
+		         first, e->staged_seq);
+		return WEFT_EPROTO;
+	}
+	*gap = first != e->staged_seq + 1;
+
+	if ((rc = staged_push(au, &s)) != WEFT_OK)
+		return rc;
+	s->origin = origin;
+	s->replica = replica;
+	s->inc = inc;
+	s->first = first;
+	s->last = first + u->nops - 1;
+	s->nops = u->nops;
+	s->raw = weft__malloc(au->alloc, u->raw_len);
+	s->ops = weft__zalloc(au->alloc, u->nops * sizeof(*s->ops));
+	if (!s->raw || !s->ops) {
+		staged_free(au, s);
 		return WEFT_ENOMEM;
-	memcpy(s->raw, op->raw, op->raw_len);
-	weft__mp_reader_init(&r, s->raw, op->raw_len);
-	if ((rc = weft__op_decode(&r, &s->op)) != WEFT_OK) {
-		weft__free(au->alloc, s->raw);
+	}
+	memcpy(s->raw, u->raw, u->raw_len);
+	s->raw_len = u->raw_len;
+	rc = decode_ops(s, u->txn);
+	if (rc == WEFT_OK)
+		rc = restamp(au, s, u->txn);
+	if (rc == WEFT_OK) {
+		for (uint32_t i = 0; i < s->nops; i++)
+			text |= s->ops[i].op.kind == WEFT_OP_TEXT;
+		if (s->nops > 1 || text)
+			rc = apply_trial(au, s, &lost);
+		else if ((rc = weft__docset_apply(au->docs, &s->ops[0].op, NULL, NULL)) != WEFT_OK)
+			lost = true; /* validated, so only memory can fail */
+	}
+	if (lost) {
+		staged_free(au, s);
+		snprintf(au->err, sizeof(au->err), "applying a unit failed: %s; group dropped",
+		         weft_strerror(rc));
+		group_drop(au);
+		return rc == WEFT_EPROTO ? WEFT_ENOMEM : rc;
+	}
+	if (rc == WEFT_ENOMEM) {
+		staged_free(au, s);
 		return rc;
 	}
-	s->restamped = false;
-	if (au->drift_set && WEFT_HLC_MS(op->hlc) > au->now_ms + au->max_drift_ms) {
-		if ((rc = restamp(au, s)) != WEFT_OK) {
-			weft__free(au->alloc, s->raw);
-			return rc;
-		}
-	} else {
-		weft__hlc_observe(&au->hlc, op->hlc);
+	if (rc != WEFT_OK) {
+		/* The unit breaks a rule: it never applies, and its identities
+		 * are used up so that the replica's queue moves on. */
+		weft__free(au->alloc, s->ops);
+		s->ops = NULL;
+		s->rejected = true;
+		s->code = rc == WEFT_ETOOBIG ? WEFT_REJECT_TOO_BIG : WEFT_REJECT_INVALID;
+		s->reason = rc == WEFT_ETOOBIG ? "an op is over a limit"
+		                               : "an op is malformed or its document refuses it";
+		*outcome = WEFT_REJECTED;
 	}
-	s->origin = origin;
 	au->nstaged++;
-	e->staged_seq = op->seq;
+	e->staged_seq = s->last;
 	e->dirty = true;
 	return WEFT_OK;
+}
+
+int weft__authority_stage(struct weft_authority *au, const struct weft_op *op, void *origin)
+{
+	struct weft_unit u;
+	struct mp_reader r;
+	enum weft_stage_outcome out;
+	bool gap;
+	int rc;
+
+	weft__mp_reader_init(&r, op->raw, op->raw_len);
+	if (weft__unit_read(&r, &u) != WEFT_OK)
+		return WEFT_EPROTO;
+	rc = weft__authority_stage_unit(au, &u, op->replica, origin, &out, &gap);
+	if (rc != WEFT_OK)
+		return rc;
+	return out == WEFT_STAGED ? WEFT_OK : 1;
 }
 
 /* Recomputes staged high-water marks from the committed ones and what is
@@ -340,11 +596,10 @@ static void hw_restage(struct weft_authority *au)
 		au->hw[i].dirty = false;
 	}
 	for (size_t i = 0; i < au->nstaged; i++) {
-		struct hw_entry *e =
-		    hw_find(au, au->staged[i].op.replica, au->staged[i].op.incarnation);
+		struct hw_entry *e = hw_find(au, au->staged[i].replica, au->staged[i].inc);
 
-		if (e->inc && au->staged[i].op.seq > e->staged_seq) {
-			e->staged_seq = au->staged[i].op.seq;
+		if (e->inc && au->staged[i].last > e->staged_seq) {
+			e->staged_seq = au->staged[i].last;
 			e->dirty = true;
 		}
 	}
@@ -364,32 +619,40 @@ static int ptr_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Writes ops, touched documents and marks into the open transaction. */
+/* Writes units, touched documents and marks into the open transaction. */
 static int commit_write(struct weft_authority *au, struct mp_buf *buf)
 {
 	struct weft_store *st = au->st;
-	size_t ntouched = 0;
+	size_t ntouched = 0, nops = 0;
+	uint64_t pos = au->pos;
 	int rc;
 
-	if (au->nstaged > au->touched_cap) {
-		struct weft_doc **t =
-		    weft__realloc(au->alloc, au->touched, au->nstaged * sizeof(*t));
+	for (size_t i = 0; i < au->nstaged; i++)
+		if (!au->staged[i].rejected)
+			nops += au->staged[i].nops;
+	if (nops > au->touched_cap) {
+		struct weft_doc **t = weft__realloc(au->alloc, au->touched, nops * sizeof(*t));
 
 		if (!t)
 			return WEFT_ENOMEM;
 		au->touched = t;
-		au->touched_cap = au->nstaged;
+		au->touched_cap = nops;
 	}
 	for (size_t i = 0; i < au->nstaged; i++) {
 		struct staged *s = &au->staged[i];
 
-		rc = st->vt->log_append(st, au->pos + 1 + i, s->raw, s->op.raw_len);
+		if (s->rejected)
+			continue;
+		rc = st->vt->log_append(st, ++pos, s->raw, s->raw_len);
 		if (rc != WEFT_OK)
 			return rc;
-		rc = weft__docset_apply(au->docs, &s->op, NULL, &au->touched[ntouched]);
-		if (rc != WEFT_OK)
-			return rc;
-		ntouched++;
+		for (uint32_t k = 0; k < s->nops; k++) {
+			const struct weft_op *op = &s->ops[k].op;
+
+			/* Applied when staged, so the document exists. */
+			au->touched[ntouched++] =
+			    weft__docset_find(au->docs, op->coll, op->coll_len, op->id, op->id_len);
+		}
 	}
 	qsort(au->touched, ntouched, sizeof(*au->touched), ptr_cmp);
 	for (size_t i = 0; i < ntouched; i++) {
@@ -420,6 +683,32 @@ static int commit_write(struct weft_authority *au, struct mp_buf *buf)
 	return weft__store_meta_put_u64(st, "hlc", au->hlc.last);
 }
 
+/* Makes room for the views of a group of n units. */
+static int views_reserve(struct weft_authority *au, size_t n)
+{
+	if (n <= au->group_cap)
+		return WEFT_OK;
+	{
+		struct staged *g = weft__realloc(au->alloc, au->group, n * sizeof(*g));
+		struct weft_committed *b;
+		struct weft_rejected *j;
+
+		if (!g)
+			return WEFT_ENOMEM;
+		au->group = g;
+		b = weft__realloc(au->alloc, au->batch, n * sizeof(*b));
+		if (!b)
+			return WEFT_ENOMEM;
+		au->batch = b;
+		j = weft__realloc(au->alloc, au->rejects, n * sizeof(*j));
+		if (!j)
+			return WEFT_ENOMEM;
+		au->rejects = j;
+		au->group_cap = n;
+	}
+	return WEFT_OK;
+}
+
 int weft__authority_commit(struct weft_authority *au)
 {
 	struct weft_store *st = au->st;
@@ -429,75 +718,78 @@ int weft__authority_commit(struct weft_authority *au)
 	batch_clear(au);
 	if (au->nstaged == 0)
 		return WEFT_OK;
-	if (au->nstaged > au->batch_cap) {
-		size_t cap = au->nstaged;
-		struct weft_committed *b = weft__realloc(au->alloc, au->batch, cap * sizeof(*b));
-		uint8_t **r;
-
-		if (!b) {
-			rc = WEFT_ENOMEM;
-			goto out_fail;
-		}
-		au->batch = b;
-		r = weft__realloc(au->alloc, au->batch_raw, cap * sizeof(*r));
-		if (!r) {
-			rc = WEFT_ENOMEM;
-			goto out_fail;
-		}
-		au->batch_raw = r;
-		au->batch_cap = cap;
+	if ((rc = views_reserve(au, au->nstaged)) != WEFT_OK) {
+		snprintf(au->err, sizeof(au->err), "out of memory before a group commit");
+		group_drop(au);
+		return rc;
 	}
 	weft__mp_buf_init(&buf, au->alloc, 0);
-	if ((rc = st->vt->begin(st)) != WEFT_OK)
-		goto out_free_buf;
-	rc = commit_write(au, &buf);
-	if (rc == WEFT_OK)
-		rc = st->vt->commit(st);
+	if ((rc = st->vt->begin(st)) == WEFT_OK) {
+		rc = commit_write(au, &buf);
+		if (rc == WEFT_OK)
+			rc = st->vt->commit(st);
+	}
+	weft__mp_buf_free(&buf);
 	if (rc != WEFT_OK) {
-		snprintf(au->err, sizeof(au->err), "group commit of %zu ops failed: %s (%s)",
+		snprintf(au->err, sizeof(au->err), "group commit of %zu units failed: %s (%s)",
 		         au->nstaged, weft_strerror(rc), st->vt->errmsg(st));
 		st->vt->rollback(st);
-		/* Memory may hold part of the group: rebuild it from the store. */
-		if (load_docs(au) != WEFT_OK)
-			snprintf(au->err, sizeof(au->err),
-			         "group commit failed and reloading documents failed too");
-		goto out_free_buf;
+		/* Memory holds the group: rebuild it from the store. */
+		group_drop(au);
+		return rc;
 	}
 
 	/* Durable: the group becomes the batch, marks become committed. */
-	for (size_t i = 0; i < au->nstaged; i++) {
-		au->batch[i].op = au->staged[i].op;
-		au->batch[i].pos = au->pos + 1 + i;
-		au->batch[i].origin = au->staged[i].origin;
-		au->batch[i].restamped = au->staged[i].restamped;
-		au->batch_raw[i] = au->staged[i].raw;
-	}
-	au->nbatch = au->nstaged;
-	au->pos += au->nstaged;
+	memcpy(au->group, au->staged, au->nstaged * sizeof(*au->group));
+	au->ngroup = au->nstaged;
 	au->nstaged = 0;
+	for (size_t i = 0; i < au->ngroup; i++) {
+		struct staged *s = &au->group[i];
+
+		if (s->rejected) {
+			struct weft_rejected *j = &au->rejects[au->nrejects++];
+
+			j->origin = s->origin;
+			j->replica = s->replica;
+			j->incarnation = s->inc;
+			j->first_seq = s->first;
+			j->last_seq = s->last;
+			j->code = s->code;
+			j->reason = s->reason;
+			j->raw = s->raw;
+			j->raw_len = s->raw_len;
+		} else {
+			struct weft_committed *c = &au->batch[au->nbatch++];
+
+			c->pos = ++au->pos;
+			c->origin = s->origin;
+			c->replica = s->replica;
+			c->raw = s->raw;
+			c->raw_len = s->raw_len;
+			c->ops = s->ops;
+			c->nops = s->nops;
+			c->restamped = s->restamped;
+		}
+	}
 	for (size_t i = 0; i < au->hw_cap; i++) {
 		if (au->hw[i].inc && au->hw[i].dirty) {
 			au->hw[i].seq = au->hw[i].staged_seq;
 			au->hw[i].dirty = false;
 		}
 	}
-	weft__mp_buf_free(&buf);
 	return WEFT_OK;
-
-out_free_buf:
-	weft__mp_buf_free(&buf);
-out_fail:
-	for (size_t i = 0; i < au->nstaged; i++)
-		weft__free(au->alloc, au->staged[i].raw);
-	au->nstaged = 0;
-	hw_restage(au);
-	return rc;
 }
 
 const struct weft_committed *weft__authority_batch(const struct weft_authority *au, size_t *n)
 {
 	*n = au->nbatch;
 	return au->batch;
+}
+
+const struct weft_rejected *weft__authority_rejected(const struct weft_authority *au, size_t *n)
+{
+	*n = au->nrejects;
+	return au->rejects;
 }
 
 struct weft_cursor weft__authority_cursor(const struct weft_authority *au)

@@ -27,12 +27,43 @@
 
 struct weft_authority;
 
-/* One op of the last committed group. */
-struct weft_committed {
-	struct weft_op op; /* points into memory owned by the authority */
-	uint64_t pos;      /* its position in commit order */
-	void *origin;      /* the tag passed to weft__authority_stage */
+/* One op of a committed unit. */
+struct weft_committed_op {
+	struct weft_op op; /* points into the unit's bytes, owned by the authority */
 	bool restamped;    /* op.hlc is the server's, not the replica's */
+};
+
+/* One unit (an op or a transaction) of the last committed group. */
+struct weft_committed {
+	uint64_t pos;       /* its position in commit order */
+	void *origin;       /* the tag passed to weft__authority_stage_unit */
+	uint64_t replica;   /* the writer */
+	const uint8_t *raw; /* the unit as logged (core/proto.h "unit") */
+	size_t raw_len;
+	const struct weft_committed_op *ops;
+	uint32_t nops;
+	bool restamped; /* some op of it was re-stamped */
+};
+
+/* One unit of the last committed group that was rejected: its ops were
+ * not applied, but its identities count as applied (the high-water mark
+ * moved past them in the same commit), so a re-push is a duplicate. */
+struct weft_rejected {
+	void *origin;
+	uint64_t replica;
+	uint32_t incarnation;
+	uint64_t first_seq, last_seq;
+	int code;           /* enum weft_reject_code */
+	const char *reason; /* static text */
+	const uint8_t *raw; /* the unit's bytes (owned by the authority) */
+	size_t raw_len;
+};
+
+/* What weft__authority_stage_unit did with a unit. */
+enum weft_stage_outcome {
+	WEFT_STAGED = 0,    /* staged for the next commit */
+	WEFT_DUPLICATE = 1, /* already committed or staged: acknowledge it */
+	WEFT_REJECTED = 2   /* can never apply: staged as a rejection */
 };
 
 /* Default for weft__authority_set_clock's max_drift_ms. */
@@ -64,36 +95,70 @@ void weft__authority_set_clock(struct weft_authority *au, uint64_t now_ms, uint6
 uint64_t weft__authority_hlc(const struct weft_authority *au);
 
 /*
- * Stages one validated op for the next group commit. `origin` is an opaque
- * tag handed back with the committed op (the server passes the connection).
- * Returns WEFT_OK when staged, 1 when the op is a duplicate of one already
- * committed or staged (the caller acknowledges it without applying it
- * again). Errors: WEFT_ENOMEM.
+ * Stages one unit (core/proto.h: an op or a transaction) pushed by
+ * `replica`, for the next group commit. The unit's structure must have
+ * been read with weft__unit_read; its ops are validated here. `origin` is
+ * an opaque tag handed back with the committed or rejected unit (the
+ * server passes the connection's session).
+ *
+ * The unit is applied to the in-memory documents now (so it is validated
+ * against the document it changes), but nothing of it may leave the
+ * authority before weft__authority_commit succeeds. A unit is:
+ *  - a duplicate (*outcome = WEFT_DUPLICATE) when its last seq is at or
+ *    below the high-water mark of its (replica, incarnation), committed or
+ *    staged: nothing happens;
+ *  - rejected (WEFT_REJECTED) when an op breaks a rule or a limit of
+ *    DATA-MODEL.md or its document refuses it: nothing is applied, the
+ *    high-water mark moves past it, and the commit lists it in
+ *    weft__authority_rejected;
+ *  - staged (WEFT_STAGED) otherwise.
+ * Seqs need not start right after the high-water mark (a store restored
+ * from a backup may lack acknowledged ops); *gap is set when they do not.
+ *
+ * Errors (nothing staged): WEFT_EPROTO when the unit cannot be this
+ * replica's (an op names another replica, a transaction mixes
+ * incarnations or has non-consecutive seqs, a transaction overlaps ops
+ * already applied, an op's identity is malformed), with the reason in
+ * weft__authority_errmsg; WEFT_ENOMEM, after which the whole staged group
+ * is dropped as if its commit had failed (weft__authority_staged() == 0)
+ * and the documents are reloaded from the store.
+ */
+int weft__authority_stage_unit(struct weft_authority *au, const struct weft_unit *u,
+                               uint64_t replica, void *origin, enum weft_stage_outcome *outcome,
+                               bool *gap);
+
+/*
+ * Stages one op as a unit of its own. Returns WEFT_OK when staged, 1 when
+ * it is a duplicate or was rejected. Errors as weft__authority_stage_unit.
  */
 int weft__authority_stage(struct weft_authority *au, const struct weft_op *op, void *origin);
 
-/* Number of ops staged and not yet committed. */
+/* Number of units staged (rejections included) and not yet committed. */
 size_t weft__authority_staged(const struct weft_authority *au);
 
 /*
- * Commits every staged op in one durable store transaction. On success the
- * group is available through weft__authority_batch until the next commit.
- * On failure (WEFT_EIO, WEFT_ENOMEM, ...) nothing of the group is durable,
- * the in-memory documents are rebuilt from the store, the staged ops are
- * dropped (their replicas re-push them), and the error is returned.
+ * Commits every staged unit, every rejection and the high-water marks in
+ * one durable store transaction. On success the group is available
+ * through weft__authority_batch and weft__authority_rejected until the
+ * next commit. On failure (WEFT_EIO, WEFT_ENOMEM, ...) nothing of the
+ * group is durable, the in-memory documents are rebuilt from the store,
+ * the staged units are dropped (their replicas re-push them), and the
+ * error is returned.
  */
 int weft__authority_commit(struct weft_authority *au);
 const struct weft_committed *weft__authority_batch(const struct weft_authority *au, size_t *n);
+const struct weft_rejected *weft__authority_rejected(const struct weft_authority *au, size_t *n);
 
 /* The cursor after the last committed op. */
 struct weft_cursor weft__authority_cursor(const struct weft_authority *au);
 
-/* Calls cb for every committed op with position > from, in order, with the
- * encoded op (borrowed during the call). Non-zero from cb stops the scan
- * and is returned. */
+/* Calls cb for every committed unit with position > from, in order, with
+ * the unit's bytes (borrowed during the call). Non-zero from cb stops the
+ * scan and is returned. */
 int weft__authority_scan(struct weft_authority *au, uint64_t from, weft_store_log_cb cb, void *ctx);
 
-/* The authoritative documents (borrowed). */
+/* The authoritative documents (borrowed). They include what is staged:
+ * read them only right after a commit, when nothing is. */
 struct weft_docset *weft__authority_docs(struct weft_authority *au);
 
 /* Detail of the last error. */

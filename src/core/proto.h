@@ -39,7 +39,11 @@ enum weft_msg_type {
 	WEFT_MSG_CHANGES = 5,
 	WEFT_MSG_SYNCED = 6,
 	WEFT_MSG_ERROR = 7,
-	WEFT_MSG_LAST = 7, /* the highest type this version knows */
+	WEFT_MSG_REJECT = 8,
+	WEFT_MSG_PING = 9,
+	WEFT_MSG_PONG = 10,
+	WEFT_MSG_BYE = 11,
+	WEFT_MSG_LAST = 11, /* the highest type this version knows */
 	/* Types up to this are well-formed; a peer ignores a type it does not
 	 * know (a later version's message), so versions can add messages. */
 	WEFT_MSG_TYPE_MAX = 255
@@ -51,8 +55,23 @@ enum weft_proto_error {
 	WEFT_PERR_VERSION = 2,  /* unsupported protocol version */
 	WEFT_PERR_TOO_BIG = 3,  /* over a limit announced in WELCOME */
 	WEFT_PERR_INTERNAL = 4, /* the server failed (e.g. its disk); retry later */
-	WEFT_PERR_SHUTDOWN = 5  /* the server is stopping; reconnect later */
+	WEFT_PERR_SHUTDOWN = 5, /* the server is stopping; reconnect later */
+	WEFT_PERR_TIMEOUT = 6   /* the peer went silent (no message for 3 heartbeats) */
 };
+
+/* Why the server rejected a unit (REJECT's code). */
+enum weft_reject_code {
+	WEFT_REJECT_INVALID = 1,   /* the op breaks a rule of DATA-MODEL.md */
+	WEFT_REJECT_TOO_BIG = 2,   /* the op is over a limit */
+	WEFT_REJECT_FORBIDDEN = 3, /* not permitted (reserved: issue 7) */
+	WEFT_REJECT_CONFLICT = 4   /* refused by a conflict strategy (reserved) */
+};
+
+/* Limits on HELLO's optional fields. */
+#define WEFT_MAX_TOKEN 8192  /* bytes of the token */
+#define WEFT_MAX_CAPS 32     /* capability names in HELLO or WELCOME */
+#define WEFT_MAX_CAP_LEN 64  /* bytes of one capability name */
+#define WEFT_MAX_REASON 1024 /* bytes of a REJECT / BYE / ERROR text */
 
 struct weft_cursor {
 	uint64_t epoch; /* store epoch: random, fixed when the store was created */
@@ -77,6 +96,11 @@ struct weft_hello {
 	uint32_t incarnation;
 	bool has_cursor;
 	struct weft_cursor cursor;
+	const char *token; /* borrowed; NULL when nil or absent */
+	size_t token_len;
+	struct mp_reader caps; /* read: ncaps str entries (validated) */
+	uint32_t ncaps;
+	const char *const *cap_names; /* write: NULL-terminated, or NULL */
 };
 
 struct weft_welcome {
@@ -86,7 +110,39 @@ struct weft_welcome {
 	uint64_t max_push;     /* most ops in one PUSH */
 	uint64_t max_drift_ms; /* ops stamped further ahead are re-stamped;
 	                          absent on the wire means 60000 */
+	uint64_t max_txn_ops;  /* most ops in one transaction; absent means
+	                          max_push */
+	uint64_t heartbeat_ms; /* the server closes a connection silent for 3
+	                          heartbeats; 0 = no heartbeat (absent) */
+	struct mp_reader caps; /* read: ncaps str entries (validated) */
+	uint32_t ncaps;
+	const char *const *cap_names; /* write: NULL-terminated, or NULL */
 };
+
+/* True when the caps list holds `name`. */
+bool weft__caps_has(const struct mp_reader *caps, uint32_t ncaps, const char *name);
+
+/*
+ * A unit is what PUSH and CHANGES carry and what the change log holds at
+ * one position: a single op (an array of 9) or a transaction, [[op...]]
+ * (an array of 1 holding the array of its ops, at least one). A
+ * transaction's ops come from one (replica, incarnation) with consecutive
+ * seqs; it commits or is rejected as a whole.
+ */
+struct weft_unit {
+	const uint8_t *raw; /* the unit's bytes */
+	size_t raw_len;
+	bool txn;
+	uint32_t nops;
+	struct mp_reader ops; /* covers exactly the ops: weft__op_decode each */
+};
+
+/* Reads the structure of one unit at r (each op must be a well-formed
+ * MessagePack array of 9; the ops themselves are not validated) and
+ * consumes it. Errors: WEFT_EPROTO. */
+int weft__unit_read(struct mp_reader *r, struct weft_unit *u);
+/* Writes the header of a transaction of n ops; the ops follow. */
+void weft__unit_txn_write(struct mp_buf *b, uint32_t nops);
 
 void weft__msg_hello_write(struct mp_buf *b, const struct weft_hello *h);
 /* After weft__msg_begin returned HELLO. Errors: WEFT_EPROTO. */
@@ -128,6 +184,58 @@ int weft__msg_restamp_read(struct mp_reader *r, uint32_t *incarnation, uint64_t 
                            uint64_t *hlc);
 int weft__msg_doc_state_read(struct mp_reader *r, const char **coll, size_t *coll_len,
                              const char **id, size_t *id_len, const void **state, size_t *len);
+/*
+ * REJECT [8, incarnation, first_seq, last_seq, code, reason, states]: the
+ * unit with ops (incarnation, first_seq..last_seq) of the replica was not
+ * applied and never will be; it still counts for the next ACK. `states`
+ * is the same list as ACK's: the authoritative state of each document the
+ * unit named, so the replica can rebuild its view without the unit.
+ * Writing: weft__msg_reject_write (with the count of states), then that
+ * many weft__msg_doc_state_write.
+ */
+struct weft_reject {
+	uint32_t incarnation;
+	uint64_t first_seq, last_seq;
+	uint64_t code; /* enum weft_reject_code; unknown codes are kept */
+	const char *reason;
+	size_t reason_len;
+	struct mp_reader states;
+	uint32_t nstates;
+};
+
+void weft__msg_reject_write(struct mp_buf *b, uint32_t incarnation, uint64_t first_seq,
+                            uint64_t last_seq, int code, const char *reason, uint32_t nstates);
+int weft__msg_reject_read(struct mp_reader *r, uint32_t nfields, struct weft_reject *j);
+
+/* CHANGES [5, [unit...], cursor, progress]: the header for n units (the
+ * caller writes the units next, then weft__msg_changes_end). `progress`,
+ * present during catch-up only, is [done, total] in log positions. */
+void weft__msg_changes_begin(struct mp_buf *b, uint32_t nunits, bool progress);
+void weft__msg_changes_end(struct mp_buf *b, const struct weft_cursor *c, uint64_t done,
+                           uint64_t total);
+struct weft_changes {
+	struct mp_reader units; /* nunits units (weft__unit_read each) */
+	uint32_t nunits;
+	struct weft_cursor cursor;
+	bool has_progress;
+	uint64_t done, total;
+};
+/* Validates the structure of every unit (not the ops inside).
+ * Errors: WEFT_EPROTO. */
+int weft__msg_changes_read(struct mp_reader *r, uint32_t nfields, struct weft_changes *c);
+
+/* PUSH [3, [unit...]]: header for n units; the units follow. */
+void weft__msg_push_begin(struct mp_buf *b, uint32_t nunits);
+
+/* PING [9, nonce] / PONG [10, nonce]: either side may ping; the other
+ * answers PONG with the same nonce. */
+void weft__msg_ping_write(struct mp_buf *b, int type, uint64_t nonce);
+int weft__msg_ping_read(struct mp_reader *r, uint32_t nfields, uint64_t *nonce);
+/* BYE [11, reason]: the sender is done and closes; no reply. */
+void weft__msg_bye_write(struct mp_buf *b, const char *reason);
+int weft__msg_bye_read(struct mp_reader *r, uint32_t nfields, const char **reason,
+                       size_t *reason_len);
+
 void weft__msg_synced_write(struct mp_buf *b, const struct weft_cursor *c);
 int weft__msg_synced_read(struct mp_reader *r, uint32_t nfields, struct weft_cursor *c);
 void weft__msg_error_write(struct mp_buf *b, int code, const char *msg);

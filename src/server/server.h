@@ -18,6 +18,8 @@ struct weft_serve_opts {
 	int durable;           /* 1 (default): fsync before acknowledging */
 	uint64_t max_drift_ms; /* re-stamp ops whose HLC leads the server's clock
 	                          by more; default WEFT_MAX_DRIFT_MS (60 s) */
+	uint64_t heartbeat_ms; /* announced in WELCOME; a connection silent for 3
+	                          of these is closed; default 30000, 0 = never */
 	/* Called once the server listens, with the bound port (tests read it
 	 * from the "listening" line printed by the weft tool). May be NULL. */
 	void (*on_listen)(void *ctx, const char *host, int port);

@@ -112,16 +112,16 @@ static void test_commit_order_dedupe_cursor(void **state)
 	assert_int_equal(weft__authority_stage(au, &b1.op, NULL), WEFT_OK);
 	assert_int_equal(weft__authority_stage(au, &a2.op, NULL), WEFT_OK);
 	assert_int_equal(weft__authority_staged(au), 3);
-	/* Nothing is visible before the commit. */
-	d = dump(au);
-	assert_string_equal(d, "");
-	free(d);
+	/* Staged units are applied to memory (validated against their
+	 * documents) but nothing is in the store before the commit. */
+	assert_int_equal(weft__authority_scan(au, 0, count_cb, cnt), WEFT_OK);
+	assert_int_equal(cnt[0], 0);
 	assert_int_equal(weft__authority_commit(au), WEFT_OK);
 	batch = weft__authority_batch(au, &n);
 	assert_int_equal(n, 3);
 	assert_int_equal(batch[0].pos, 1);
 	assert_int_equal(batch[2].pos, 3);
-	assert_int_equal(batch[2].op.seq, 2);
+	assert_int_equal(batch[2].ops[0].op.seq, 2);
 	assert_int_equal(weft__authority_cursor(au).pos, 3);
 	d = dump(au);
 	assert_string_equal(d, "{\"collection\":\"c\",\"doc\":{\"k\":2},\"id\":\"x\"}\n"
@@ -255,13 +255,13 @@ static void test_drift_restamp(void **state)
 	batch = weft__authority_batch(au, &n);
 	assert_int_equal(n, 2);
 	assert_true(batch[0].restamped);
-	assert_true(WEFT_HLC_MS(batch[0].op.hlc) >= now);
-	assert_true(WEFT_HLC_MS(batch[0].op.hlc) <= now + WEFT_MAX_DRIFT_MS);
+	assert_true(WEFT_HLC_MS(batch[0].ops[0].op.hlc) >= now);
+	assert_true(WEFT_HLC_MS(batch[0].ops[0].op.hlc) <= now + WEFT_MAX_DRIFT_MS);
 	assert_false(batch[1].restamped);
-	assert_int_equal(batch[1].op.hlc, WEFT_HLC_MAKE(now + 30000, 0));
+	assert_int_equal(batch[1].ops[0].op.hlc, WEFT_HLC_MAKE(now + 30000, 0));
 	/* The log holds the re-stamped op, so every replica sees that stamp. */
-	assert_int_equal(batch[0].op.seq, 1);
-	assert_int_equal(batch[0].op.replica, 7);
+	assert_int_equal(batch[0].ops[0].op.seq, 1);
+	assert_int_equal(batch[0].ops[0].op.replica, 7);
 
 	/* A causally later write by the correct replica wins over the
 	 * re-stamped one. */

@@ -135,7 +135,14 @@ static void test_golden_push(void **state)
 static void test_messages_roundtrip_and_refuse_garbage(void **state)
 {
 	struct weft_cursor c = {0xdeadbeefcafef00dULL, 12345}, c2;
-	struct weft_welcome w = {1, 1700000000000ULL, 1 << 24, 10000, 5000}, w2;
+	struct weft_welcome w = {.version = 1,
+	                         .server_time_ms = 1700000000000ULL,
+	                         .max_message = 1 << 24,
+	                         .max_push = 10000,
+	                         .max_drift_ms = 5000,
+	                         .max_txn_ops = 500,
+	                         .heartbeat_ms = 30000},
+	                    w2;
 	struct mp_buf b;
 	struct mp_reader r, rs;
 	struct weft_ack ack;
@@ -154,6 +161,9 @@ static void test_messages_roundtrip_and_refuse_garbage(void **state)
 	assert_int_equal(w2.max_push, 10000);
 	assert_int_equal(w2.server_time_ms, w.server_time_ms);
 	assert_int_equal(w2.max_drift_ms, 5000);
+	assert_int_equal(w2.max_txn_ops, 500);
+	assert_int_equal(w2.heartbeat_ms, 30000);
+	assert_int_equal(w2.ncaps, 0);
 
 	weft__mp_buf_reset(&b);
 	weft__msg_synced_write(&b, &c);
