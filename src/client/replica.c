@@ -800,6 +800,25 @@ int weft__db_acked(weft_db *db, uint32_t incarnation, uint64_t seq)
 	return weft__writer_log_trim(db->w, key);
 }
 
+int weft__db_rejected(weft_db *db, uint32_t incarnation, uint64_t first, uint64_t last)
+{
+	uint64_t lo = weft__op_key(incarnation, first), hi = weft__op_key(incarnation, last);
+	size_t k = 0;
+
+	for (size_t i = 0; i < db->npend; i++) {
+		if (db->pend[i].key >= lo && db->pend[i].key <= hi)
+			weft__free(db->alloc, db->pend[i].raw);
+		else
+			db->pend[k++] = db->pend[i];
+	}
+	if (k != db->npend)
+		weft__db_log(db, WEFT_LOG_WARN, "the server rejected ops %u:%llu..%llu",
+		             (unsigned)incarnation, (unsigned long long)first,
+		             (unsigned long long)last);
+	db->npend = k;
+	return WEFT_OK;
+}
+
 int weft__db_set_cursor(weft_db *db, const struct weft_cursor *c)
 {
 	uint8_t raw[WEFT_CURSOR_LEN];

@@ -69,6 +69,12 @@ int weft__db_apply_remote(weft_db *db, const struct weft_op *op, enum weft_doc_c
 /* The server acknowledged every op of this replica up to (inc, seq). */
 int weft__db_acked(weft_db *db, uint32_t incarnation, uint64_t seq);
 
+/* The server rejected this replica's ops (incarnation, first..last):
+ * drops them from the pending list (the durable oplog keeps them until
+ * a later ACK trims past them; re-pushed, they are duplicates). The
+ * caller then adopts the states the REJECT carried. */
+int weft__db_rejected(weft_db *db, uint32_t incarnation, uint64_t first, uint64_t last);
+
 /* Replaces the replica's view of a document with the server's
  * authoritative state, then re-applies this replica's unacknowledged ops
  * on it (client/adopt.c). *change tells what became visible. */

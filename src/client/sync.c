@@ -11,8 +11,9 @@
  * every unacknowledged op is pushed again: the server dedupes by op
  * identity, so a re-push after a lost ACK is harmless.
  *
- * Issue 6 replaces this with the library's always-on background driver;
- * the message handling here moves into the sans-I/O session of issue 5.
+ * The protocol itself is the sans-I/O client session (core/client_session.h);
+ * this file is its libuv/WebSocket transport and the replica as its host.
+ * Issue 6 replaces it with the library's always-on background driver.
  */
 #include <string.h>
 
@@ -20,33 +21,30 @@
 
 #include "net/ws.h"
 #include "client/replica.h"
+#include "core/client_session.h"
 
 struct session {
 	weft_db *db;
 	uv_loop_t loop;
 	uv_timer_t deadline;       /* the whole call's time limit */
 	uv_timer_t retry;          /* reconnect backoff */
+	uv_timer_t beat;           /* heartbeat */
 	struct weft_ws_conn *conn; /* current connection or NULL */
 	const char *url;
 	struct weft_ws_limits limits;
 	struct weft_ws_callbacks cbs;
+	struct weft_cs cs;      /* the protocol, sans I/O */
 	bool watch;             /* weft_watch: never finish on our own */
 	const char *collection; /* watch filter, or NULL */
 	size_t coll_len;
 	weft_change_cb cb;
 	void *ctx;
-	bool welcomed;        /* WELCOME received on this connection */
-	bool synced;          /* SYNCED received on this connection */
-	size_t pushed;        /* pend entries pushed on this connection */
-	uint64_t max_push;    /* from WELCOME */
-	uint64_t max_message; /* from WELCOME */
+	bool synced; /* SYNCED received on this connection */
 	uint32_t backoff_ms;
-	bool finishing;         /* result decided; closing down */
-	bool timers_closed;     /* uv_close called on both timers */
-	uint64_t hello_sent_ms; /* wall clock when HELLO left (clock offset) */
-	int rc;                 /* the result */
-	struct mp_buf out;      /* message scratch */
-	struct mp_buf json;     /* change JSON scratch */
+	bool finishing;     /* result decided; closing down */
+	bool timers_closed; /* uv_close called on the timers */
+	int rc;             /* the result */
+	struct mp_buf json; /* change JSON scratch */
 };
 
 static void close_timers(struct session *s)
@@ -56,6 +54,7 @@ static void close_timers(struct session *s)
 	s->timers_closed = true;
 	uv_close((uv_handle_t *)&s->deadline, NULL);
 	uv_close((uv_handle_t *)&s->retry, NULL);
+	uv_close((uv_handle_t *)&s->beat, NULL);
 }
 
 /* Decides the result and winds down: the loop ends once the connection
@@ -68,48 +67,13 @@ static void finish(struct session *s, int rc)
 	s->rc = rc;
 	uv_timer_stop(&s->deadline);
 	uv_timer_stop(&s->retry);
-	if (s->conn)
+	uv_timer_stop(&s->beat);
+	if (s->conn) {
+		(void)weft__cs_bye(&s->cs, "done");
 		weft__ws_close(s->conn, 1000, "done");
-	else
+	} else {
 		close_timers(s);
-}
-
-static int send_out(struct session *s)
-{
-	int rc;
-
-	if (s->out.err)
-		return s->out.err;
-	rc = weft__ws_send(s->conn, s->out.data, s->out.len);
-	weft__mp_buf_reset(&s->out);
-	return rc;
-}
-
-/* Pushes pending ops not yet pushed on this connection, in PUSH messages
- * of at most max_push ops and about max_message / 2 bytes. */
-static int push_pending(struct session *s)
-{
-	weft_db *db = s->db;
-
-	while (s->pushed < db->npend) {
-		size_t n = 0, bytes = 16, i = s->pushed;
-		int rc;
-
-		while (i + n < db->npend && n < s->max_push &&
-		       (n == 0 || bytes + db->pend[i + n].len <= s->max_message / 2)) {
-			bytes += db->pend[i + n].len;
-			n++;
-		}
-		weft__mp_write_array(&s->out, 2);
-		weft__mp_write_uint(&s->out, WEFT_MSG_PUSH);
-		weft__mp_write_array(&s->out, (uint32_t)n);
-		for (size_t k = 0; k < n; k++)
-			weft__mp_write_raw(&s->out, db->pend[i + k].raw, db->pend[i + k].len);
-		if ((rc = send_out(s)) != WEFT_OK)
-			return rc;
-		s->pushed += n;
 	}
-	return WEFT_OK;
 }
 
 static void maybe_done(struct session *s)
@@ -125,7 +89,7 @@ static int deliver(struct session *s, enum weft_doc_change ch, struct weft_doc *
 	size_t clen, ilen;
 	int rc = WEFT_OK, stop;
 
-	if (!s->cb || ch == WEFT_DOC_NONE)
+	if (!s->cb || ch == WEFT_DOC_NONE || s->finishing)
 		return WEFT_OK;
 	weft__doc_key(d, &coll, &clen, &id, &ilen);
 	if (s->collection && (clen != s->coll_len || memcmp(coll, s->collection, s->coll_len) != 0))
@@ -153,181 +117,196 @@ static int deliver(struct session *s, enum weft_doc_change ch, struct weft_doc *
 	return WEFT_OK;
 }
 
-static int on_changes(struct session *s, struct mp_reader *r, uint32_t nfields)
+/* ---- the replica, as the client session's host ---- */
+
+static void h_hello(void *ctx, struct weft_hello *h)
 {
-	struct weft_cursor cur;
-	uint32_t n;
-	int rc;
+	struct session *s = ctx;
 
-	if (nfields < 3 || weft__mp_read_array(r, &n) != WEFT_OK)
-		return WEFT_EPROTO;
-	for (uint32_t i = 0; i < n && !s->finishing; i++) {
-		struct weft_op op;
-		enum weft_doc_change ch;
-		struct weft_doc *d;
-
-		if ((rc = weft__op_decode(r, &op)) != WEFT_OK)
-			return rc;
-		if ((rc = weft__db_apply_remote(s->db, &op, &ch, &d)) != WEFT_OK)
-			return rc;
-		if ((rc = deliver(s, ch, d)) != WEFT_OK)
-			return rc;
-	}
-	if (s->finishing)
-		return WEFT_OK; /* the cursor stays behind what was not applied */
-	if (weft__cursor_read(r, &cur) != WEFT_OK || weft__msg_skip_rest(r, nfields, 3) != WEFT_OK)
-		return WEFT_EPROTO;
-	return weft__db_set_cursor(s->db, &cur);
+	h->replica = s->db->replica;
+	h->incarnation = s->db->incarnation;
+	h->has_cursor = s->db->has_cursor;
+	h->cursor = s->db->cursor;
 }
 
-/*
- * ACK: drop the acknowledged ops from the pending list, then adopt the
- * server's stamps and the authoritative state of every document whose op
- * the server re-stamped (re-applying our still-pending ops on top).
- */
-static int on_ack(struct session *s, struct mp_reader *r, uint32_t nfields)
+static size_t h_npending(void *ctx)
 {
-	struct weft_ack a;
-	size_t before = s->db->npend, removed;
+	struct session *s = ctx;
+
+	return s->db->npend;
+}
+
+static const uint8_t *h_pending(void *ctx, size_t i, size_t *len, uint64_t *key, uint32_t *nops)
+{
+	struct session *s = ctx;
+
+	*len = s->db->pend[i].len;
+	*key = s->db->pend[i].key;
+	*nops = 1;
+	return s->db->pend[i].raw;
+}
+
+static int h_acked(void *ctx, uint32_t inc, uint64_t seq)
+{
+	struct session *s = ctx;
+	int rc = weft__db_acked(s->db, inc, seq);
+
+	if (rc == WEFT_OK)
+		maybe_done(s);
+	return rc;
+}
+
+static int h_adopt(void *ctx, const char *coll, size_t clen, const char *id, size_t ilen,
+                   const void *state, size_t len)
+{
+	struct session *s = ctx;
+	enum weft_doc_change ch;
+	struct weft_doc *d;
+	int rc = weft__db_adopt_state(s->db, coll, clen, id, ilen, state, len, &ch, &d);
+
+	return rc == WEFT_OK ? deliver(s, ch, d) : rc;
+}
+
+static int h_rejected(void *ctx, const struct weft_reject *j)
+{
+	struct session *s = ctx;
+	struct mp_reader st = j->states;
 	int rc;
 
-	if (weft__msg_ack_read(r, nfields, &a) != WEFT_OK)
-		return weft__db_err(s->db, WEFT_EPROTO, "malformed ACK");
-	if ((rc = weft__db_acked(s->db, a.incarnation, a.seq)) != WEFT_OK)
+	if ((rc = weft__db_rejected(s->db, j->incarnation, j->first_seq, j->last_seq)) != WEFT_OK)
 		return rc;
-	/* Acknowledged ops left the front of the pending list. */
-	removed = before - s->db->npend;
-	s->pushed = s->pushed > removed ? s->pushed - removed : 0;
-	for (uint32_t i = 0; i < a.nrestamps; i++) {
-		uint32_t inc;
-		uint64_t seq, hlc;
-
-		(void)weft__msg_restamp_read(&a.restamps, &inc, &seq, &hlc); /* validated */
-		weft__hlc_observe(&s->db->hlc, hlc);
-	}
-	for (uint32_t i = 0; i < a.nstates && !s->finishing; i++) {
+	for (uint32_t i = 0; i < j->nstates; i++) {
 		const char *coll, *id;
 		size_t clen, ilen, slen;
 		const void *state;
-		enum weft_doc_change ch;
-		struct weft_doc *d;
 
-		(void)weft__msg_doc_state_read(&a.states, &coll, &clen, &id, &ilen, &state, &slen);
-		rc = weft__db_adopt_state(s->db, coll, clen, id, ilen, state, slen, &ch, &d);
-		if (rc != WEFT_OK)
-			return rc == WEFT_EPROTO
-			           ? weft__db_err(s->db, rc, "bad document state in ACK")
-			           : rc;
-		if ((rc = deliver(s, ch, d)) != WEFT_OK)
+		(void)weft__msg_doc_state_read(&st, &coll, &clen, &id, &ilen, &state, &slen);
+		if ((rc = h_adopt(ctx, coll, clen, id, ilen, state, slen)) != WEFT_OK)
 			return rc;
 	}
 	maybe_done(s);
 	return WEFT_OK;
 }
 
-static int handle(struct session *s, const uint8_t *data, size_t len)
+static int h_restamped(void *ctx, uint32_t inc, uint64_t seq, uint64_t hlc)
 {
-	struct mp_reader r;
-	uint32_t nfields;
-	int type, rc;
+	struct session *s = ctx;
 
-	weft__mp_reader_init(&r, data, len);
-	if (weft__msg_begin(&r, &type, &nfields) != WEFT_OK)
-		return weft__db_err(s->db, WEFT_EPROTO, "malformed message from server");
-	if (!s->welcomed && type != WEFT_MSG_WELCOME && type != WEFT_MSG_ERROR &&
-	    type <= WEFT_MSG_LAST)
-		return weft__db_err(s->db, WEFT_EPROTO, "server spoke before WELCOME");
-	switch (type) {
-	case WEFT_MSG_WELCOME: {
-		struct weft_welcome w;
+	(void)inc;
+	(void)seq;
+	weft__hlc_observe(&s->db->hlc, hlc);
+	return WEFT_OK;
+}
 
-		if (weft__msg_welcome_read(&r, nfields, &w) != WEFT_OK)
-			return weft__db_err(s->db, WEFT_EPROTO, "malformed WELCOME");
-		if (w.version != WEFT_PROTO_VERSION)
-			return weft__db_err(s->db, WEFT_EPROTO, "server speaks protocol %llu",
-			                    (unsigned long long)w.version);
-		rc = weft__db_clock_sync(s->db, w.server_time_ms, w.max_drift_ms, s->hello_sent_ms,
-		                         weft__wall_ms());
-		if (rc != WEFT_OK)
+static int h_apply(void *ctx, const struct weft_unit *u)
+{
+	struct session *s = ctx;
+	struct mp_reader r = u->ops;
+	int rc;
+
+	for (uint32_t i = 0; i < u->nops && !s->finishing; i++) {
+		struct weft_op op;
+		enum weft_doc_change ch;
+		struct weft_doc *d;
+
+		if ((rc = weft__op_decode(&r, &op)) != WEFT_OK)
+			return weft__db_err(s->db, WEFT_EPROTO, "malformed op in CHANGES");
+		if ((rc = weft__db_apply_remote(s->db, &op, &ch, &d)) != WEFT_OK)
 			return rc;
-		s->welcomed = true;
-		s->max_push = w.max_push;
-		s->max_message =
-		    w.max_message < s->limits.max_message ? w.max_message : s->limits.max_message;
-		s->backoff_ms = 0;
-		return push_pending(s);
+		if ((rc = deliver(s, ch, d)) != WEFT_OK)
+			return rc;
 	}
-	case WEFT_MSG_ACK:
-		return on_ack(s, &r, nfields);
-	case WEFT_MSG_CHANGES:
-		if ((rc = on_changes(s, &r, nfields)) != WEFT_OK)
-			return rc == WEFT_EPROTO ? weft__db_err(s->db, rc, "malformed CHANGES")
-			                         : rc;
-		return WEFT_OK;
-	case WEFT_MSG_SYNCED: {
-		struct weft_cursor cur;
+	return WEFT_OK;
+}
 
-		if (weft__msg_synced_read(&r, nfields, &cur) != WEFT_OK)
-			return weft__db_err(s->db, WEFT_EPROTO, "malformed SYNCED");
-		if ((rc = weft__db_set_cursor(s->db, &cur)) != WEFT_OK)
-			return rc;
+static int h_cursor(void *ctx, const struct weft_cursor *c, bool synced)
+{
+	struct session *s = ctx;
+	int rc;
+
+	if (s->finishing)
+		return WEFT_OK; /* the cursor stays behind what was not applied */
+	if ((rc = weft__db_set_cursor(s->db, c)) != WEFT_OK)
+		return rc;
+	if (synced) {
 		s->synced = true;
 		maybe_done(s);
-		return WEFT_OK;
 	}
-	case WEFT_MSG_ERROR: {
-		int64_t code;
-		const char *msg;
-		size_t mlen;
+	return WEFT_OK;
+}
 
-		if (weft__msg_error_read(&r, nfields, &code, &msg, &mlen) != WEFT_OK)
-			return weft__db_err(s->db, WEFT_EPROTO, "malformed ERROR");
-		weft__db_err(s->db, WEFT_EPROTO, "server error %lld: %.*s", (long long)code,
-		             (int)(mlen > 400 ? 400 : mlen), msg);
-		weft__db_log(s->db, WEFT_LOG_WARN, "%s", weft_errmsg(s->db));
-		/* Internal errors and shutdowns are transient: reconnect. */
-		if (code == WEFT_PERR_INTERNAL || code == WEFT_PERR_SHUTDOWN)
-			return WEFT_OK;
-		return WEFT_EPROTO;
-	}
-	default:
-		if (type > WEFT_MSG_LAST)
-			return WEFT_OK; /* a later version's message: ignored */
-		return weft__db_err(s->db, WEFT_EPROTO, "unexpected message type %d", type);
-	}
+static int h_clock(void *ctx, uint64_t server_ms, uint64_t max_drift_ms, uint64_t sent_ms,
+                   uint64_t now_ms)
+{
+	struct session *s = ctx;
+
+	s->backoff_ms = 0;
+	return weft__db_clock_sync(s->db, server_ms, max_drift_ms, sent_ms, now_ms);
+}
+
+static int h_send(void *ctx, const uint8_t *data, size_t len)
+{
+	struct session *s = ctx;
+
+	return s->conn ? weft__ws_send(s->conn, data, len) : WEFT_ECLOSED;
+}
+
+static void h_close(void *ctx, int code, const char *reason)
+{
+	struct session *s = ctx;
+
+	if (s->conn)
+		weft__ws_close(s->conn, (uint16_t)code, reason);
+}
+
+static void h_log(void *ctx, int level, const char *msg)
+{
+	struct session *s = ctx;
+
+	weft__db_log(s->db, level, "%s", msg);
+}
+
+/* ---- transport ---- */
+
+static void on_beat(uv_timer_t *t)
+{
+	struct session *s = t->data;
+	uint64_t now = weft__wall_ms(), next = weft__cs_tick(&s->cs, now);
+
+	if (next != UINT64_MAX && !s->finishing)
+		uv_timer_start(&s->beat, on_beat, next > now ? next - now : 1, 0);
 }
 
 static void on_open(void *ud, struct weft_ws_conn *c)
 {
 	struct session *s = ud;
-	struct weft_hello h = {
-	    .version = WEFT_PROTO_VERSION,
-	    .replica = s->db->replica,
-	    .incarnation = s->db->incarnation,
-	    .has_cursor = s->db->has_cursor,
-	    .cursor = s->db->cursor,
-	};
 
 	(void)c;
-	weft__msg_hello_write(&s->out, &h);
-	s->hello_sent_ms = weft__wall_ms();
-	if (send_out(s) != WEFT_OK)
+	if (weft__cs_connected(&s->cs, weft__wall_ms()) != WEFT_OK)
 		weft__ws_close(s->conn, 1011, "send failed");
 }
 
 static void on_message(void *ud, struct weft_ws_conn *c, const uint8_t *data, size_t len)
 {
 	struct session *s = ud;
+	bool was_welcomed = s->cs.state != WEFT_CS_HELLO_SENT;
 	int rc;
 
 	(void)c;
 	if (s->finishing)
 		return;
-	rc = handle(s, data, len);
-	if (rc == WEFT_OK && s->welcomed && !s->finishing)
-		rc = push_pending(s); /* writes made inside a watch callback */
-	if (rc != WEFT_OK)
+	rc = weft__cs_recv(&s->cs, data, len, weft__wall_ms());
+	if (!was_welcomed && s->cs.state == WEFT_CS_CATCHING_UP && s->cs.heartbeat_ms)
+		uv_timer_start(&s->beat, on_beat, s->cs.heartbeat_ms / 2, 0);
+	if (rc == WEFT_ECLOSED) {
+		weft__db_err(s->db, WEFT_ECLOSED, "%s", s->cs.err);
+		return; /* transient: the server closes, we reconnect */
+	}
+	if (rc != WEFT_OK) {
+		if (s->cs.state == WEFT_CS_FAILED)
+			weft__db_err(s->db, rc, "%s", s->cs.err);
 		finish(s, rc);
+	}
 }
 
 static void connect_now(struct session *s);
@@ -343,6 +322,8 @@ static void on_close(void *ud, struct weft_ws_conn *c, uint16_t code, const char
 
 	(void)c;
 	s->conn = NULL;
+	weft__cs_disconnected(&s->cs);
+	uv_timer_stop(&s->beat);
 	if (s->finishing) {
 		close_timers(s);
 		return;
@@ -359,9 +340,7 @@ static void connect_now(struct session *s)
 {
 	int rc;
 
-	s->welcomed = false;
 	s->synced = false;
-	s->pushed = 0;
 	rc = weft__ws_connect(&s->loop, s->url, &s->limits, &s->cbs, s, &s->conn);
 	if (rc != WEFT_OK) {
 		s->conn = NULL;
@@ -404,13 +383,36 @@ static int run(weft_db *db, const char *url, int timeout_ms, bool watch, const c
 	s.cbs.on_open = on_open;
 	s.cbs.on_message = on_message;
 	s.cbs.on_close = on_close;
-	weft__mp_buf_init(&s.out, db->alloc, 0);
+	{
+		struct weft_cs_host host = {
+		    .hello = h_hello,
+		    .npending = h_npending,
+		    .pending = h_pending,
+		    .acked = h_acked,
+		    .rejected = h_rejected,
+		    .restamped = h_restamped,
+		    .adopt = h_adopt,
+		    .apply = h_apply,
+		    .cursor = h_cursor,
+		    .clock = h_clock,
+		    .send = h_send,
+		    .close = h_close,
+		    .log = h_log,
+		    .ctx = &s,
+		};
+
+		weft__cs_init(&s.cs, &host, db->alloc, s.limits.max_message);
+	}
 	weft__mp_buf_init(&s.json, db->alloc, 0);
-	if (uv_loop_init(&s.loop) != 0)
+	if (uv_loop_init(&s.loop) != 0) {
+		weft__cs_free(&s.cs);
+		weft__mp_buf_free(&s.json);
 		return weft__db_err(db, WEFT_EIO, "uv_loop_init failed");
+	}
 	uv_timer_init(&s.loop, &s.deadline);
 	uv_timer_init(&s.loop, &s.retry);
-	s.deadline.data = s.retry.data = &s;
+	uv_timer_init(&s.loop, &s.beat);
+	s.deadline.data = s.retry.data = s.beat.data = &s;
 	if (timeout_ms >= 0)
 		uv_timer_start(&s.deadline, on_deadline, (uint64_t)timeout_ms, 0);
 
@@ -418,7 +420,7 @@ static int run(weft_db *db, const char *url, int timeout_ms, bool watch, const c
 	uv_run(&s.loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&s.loop) != 0 && s.rc == WEFT_OK)
 		s.rc = weft__db_err(db, WEFT_EIO, "sync loop ended with open handles");
-	weft__mp_buf_free(&s.out);
+	weft__cs_free(&s.cs);
 	weft__mp_buf_free(&s.json);
 
 	/* Whatever happened, what was applied and the cursor become durable
