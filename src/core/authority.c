@@ -27,12 +27,24 @@
 #include "weft/weft.h"
 #include "core/authority.h"
 
+/* A rejected unit's seqs and code, remembered durably (meta "rej:...")
+ * so that a re-push of it is rejected again, never acknowledged as if it
+ * had been applied. */
+struct rej_range {
+	uint64_t first, last;
+	uint64_t code;
+};
+
 struct hw_entry {
-	uint64_t replica;    /* key part 1 */
-	uint32_t inc;        /* key part 2; 0 marks an empty slot */
-	bool dirty;          /* staged_seq moved since the last commit */
-	uint64_t seq;        /* committed high-water mark */
-	uint64_t staged_seq; /* high-water mark including staged ops */
+	uint64_t replica;      /* key part 1 */
+	uint32_t inc;          /* key part 2; 0 marks an empty slot */
+	bool dirty;            /* staged_seq moved since the last commit */
+	uint64_t seq;          /* committed high-water mark */
+	uint64_t staged_seq;   /* high-water mark including staged ops */
+	struct rej_range *rej; /* rejections, in seq order (owned) */
+	uint32_t nrej;         /* including staged ones */
+	uint32_t nrej_committed;
+	uint32_t rej_cap;
 };
 
 /* A unit read for the next commit: staged, or a rejection. */
@@ -47,6 +59,7 @@ struct staged {
 	uint64_t first, last;
 	bool restamped;     /* the server replaced some op's HLC */
 	bool rejected;      /* not applied; only the mark moves */
+	bool again;         /* a re-push of a unit rejected before */
 	int code;           /* rejection code */
 	const char *reason; /* static rejection text */
 };
@@ -123,6 +136,97 @@ static void hw_key(char *buf, size_t len, uint64_t replica, uint32_t inc)
 	snprintf(buf, len, "hw:%016" PRIx64 ":%08" PRIx32, replica, inc);
 }
 
+static void rej_key(char *buf, size_t len, uint64_t replica, uint32_t inc)
+{
+	snprintf(buf, len, "rej:%016" PRIx64 ":%08" PRIx32, replica, inc);
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static int rej_add(struct weft_authority *au, struct hw_entry *e, uint64_t first, uint64_t last,
+                   uint64_t code)
+{
+	if (e->nrej == e->rej_cap) {
+		uint32_t cap = e->rej_cap ? e->rej_cap * 2 : 4;
+		struct rej_range *n = weft__realloc(au->alloc, e->rej, cap * sizeof(*n));
+
+		if (!n)
+			return WEFT_ENOMEM;
+		e->rej = n;
+		e->rej_cap = cap;
+	}
+	e->rej[e->nrej].first = first;
+	e->rej[e->nrej].last = last;
+	e->rej[e->nrej].code = code;
+	e->nrej++;
+	return WEFT_OK;
+}
+
+/* The rejection covering seqs first..last, if any. */
+static const struct rej_range *rej_find(const struct hw_entry *e, uint64_t first, uint64_t last)
+{
+	for (uint32_t i = 0; i < e->nrej; i++)
+		if (e->rej[i].first <= last && first <= e->rej[i].last)
+			return &e->rej[i];
+	return NULL;
+}
+
+/* Loads the rejections of a (replica, incarnation) that has some. */
+static int rej_load(struct weft_authority *au, struct hw_entry *e)
+{
+	struct mp_buf b;
+	char key[48];
+	int rc;
+
+	rej_key(key, sizeof(key), e->replica, e->inc);
+	weft__mp_buf_init(&b, au->alloc, 0);
+	rc = au->st->vt->meta_get(au->st, key, &b);
+	if (rc == WEFT_ENOTFOUND) {
+		rc = WEFT_OK;
+	} else if (rc == WEFT_OK) {
+		if (b.len % 24 != 0)
+			rc = WEFT_ECORRUPT;
+		for (size_t off = 0; rc == WEFT_OK && off < b.len; off += 24)
+			rc = rej_add(au, e, le64(b.data + off), le64(b.data + off + 8),
+			             le64(b.data + off + 16));
+	}
+	weft__mp_buf_free(&b);
+	e->nrej_committed = e->nrej;
+	return rc;
+}
+
+static int rej_store(struct weft_authority *au, const struct hw_entry *e)
+{
+	uint8_t *buf = weft__malloc(au->alloc, (size_t)e->nrej * 24);
+	char key[48];
+	int rc;
+
+	if (!buf)
+		return WEFT_ENOMEM;
+	for (uint32_t i = 0; i < e->nrej; i++) {
+		put_le64(buf + i * 24, e->rej[i].first);
+		put_le64(buf + i * 24 + 8, e->rej[i].last);
+		put_le64(buf + i * 24 + 16, e->rej[i].code);
+	}
+	rej_key(key, sizeof(key), e->replica, e->inc);
+	rc = au->st->vt->meta_put(au->st, key, buf, (size_t)e->nrej * 24);
+	weft__free(au->alloc, buf);
+	return rc;
+}
+
 /* The entry for (replica, inc), loading its mark from the store the first
  * time it is seen. */
 static int hw_get(struct weft_authority *au, uint64_t replica, uint32_t inc, struct hw_entry **out)
@@ -147,9 +251,11 @@ static int hw_get(struct weft_authority *au, uint64_t replica, uint32_t inc, str
 	e->inc = inc;
 	e->seq = e->staged_seq = seq;
 	e->dirty = false;
+	e->rej = NULL;
+	e->nrej = e->nrej_committed = e->rej_cap = 0;
 	au->hw_len++;
 	*out = e;
-	return WEFT_OK;
+	return rej_load(au, e);
 }
 
 /* ---- open / free ---- */
@@ -258,6 +364,9 @@ void weft__authority_free(struct weft_authority *au)
 	weft__free(au->alloc, au->batch);
 	weft__free(au->alloc, au->rejects);
 	weft__free(au->alloc, au->touched);
+	for (size_t i = 0; i < au->hw_cap; i++)
+		if (au->hw[i].inc)
+			weft__free(au->alloc, au->hw[i].rej);
 	weft__free(au->alloc, au->hw);
 	weft__docset_free(au->docs);
 	weft__free(au->alloc, au);
@@ -503,7 +612,30 @@ int weft__authority_stage_unit(struct weft_authority *au, const struct weft_unit
 	if ((rc = hw_get(au, replica, inc, &e)) != WEFT_OK)
 		return rc;
 	if (first + u->nops - 1 <= e->staged_seq) {
+		const struct rej_range *rj = rej_find(e, first, first + u->nops - 1);
+
 		*outcome = WEFT_DUPLICATE;
+		if (!rj)
+			return WEFT_OK;
+		/* Rejected before, and the REJECT may have been lost: say it
+		 * again rather than acknowledge it as applied. */
+		if ((rc = staged_push(au, &s)) != WEFT_OK)
+			return rc;
+		s->raw = weft__malloc(au->alloc, u->raw_len);
+		if (!s->raw)
+			return WEFT_ENOMEM;
+		memcpy(s->raw, u->raw, u->raw_len);
+		s->raw_len = u->raw_len;
+		s->origin = origin;
+		s->replica = replica;
+		s->inc = inc;
+		s->first = rj->first;
+		s->last = rj->last;
+		s->rejected = s->again = true;
+		s->code = (int)rj->code;
+		s->reason = "rejected before";
+		au->nstaged++;
+		*outcome = WEFT_REJECTED;
 		return WEFT_OK;
 	}
 	if (first <= e->staged_seq) {
@@ -563,6 +695,10 @@ int weft__authority_stage_unit(struct weft_authority *au, const struct weft_unit
 		s->reason = rc == WEFT_ETOOBIG ? "an op is over a limit"
 		                               : "an op is malformed or its document refuses it";
 		*outcome = WEFT_REJECTED;
+		if (rej_add(au, e, s->first, s->last, (uint64_t)s->code) != WEFT_OK) {
+			staged_free(au, s);
+			return WEFT_ENOMEM;
+		}
 	}
 	au->nstaged++;
 	e->staged_seq = s->last;
@@ -594,6 +730,7 @@ static void hw_restage(struct weft_authority *au)
 	for (size_t i = 0; i < au->hw_cap; i++) {
 		au->hw[i].staged_seq = au->hw[i].seq;
 		au->hw[i].dirty = false;
+		au->hw[i].nrej = au->hw[i].nrej_committed;
 	}
 	for (size_t i = 0; i < au->nstaged; i++) {
 		struct hw_entry *e = hw_find(au, au->staged[i].replica, au->staged[i].inc);
@@ -654,7 +791,8 @@ static int commit_write(struct weft_authority *au, struct mp_buf *buf)
 			    weft__docset_find(au->docs, op->coll, op->coll_len, op->id, op->id_len);
 		}
 	}
-	qsort(au->touched, ntouched, sizeof(*au->touched), ptr_cmp);
+	if (ntouched > 1)
+		qsort(au->touched, ntouched, sizeof(*au->touched), ptr_cmp);
 	for (size_t i = 0; i < ntouched; i++) {
 		const char *c, *id;
 		size_t clen, idlen;
@@ -678,6 +816,8 @@ static int commit_write(struct weft_authority *au, struct mp_buf *buf)
 			continue;
 		hw_key(key, sizeof(key), e->replica, e->inc);
 		if ((rc = weft__store_meta_put_u64(st, key, e->staged_seq)) != WEFT_OK)
+			return rc;
+		if (e->nrej != e->nrej_committed && (rc = rej_store(au, e)) != WEFT_OK)
 			return rc;
 	}
 	return weft__store_meta_put_u64(st, "hlc", au->hlc.last);
@@ -775,6 +915,7 @@ int weft__authority_commit(struct weft_authority *au)
 		if (au->hw[i].inc && au->hw[i].dirty) {
 			au->hw[i].seq = au->hw[i].staged_seq;
 			au->hw[i].dirty = false;
+			au->hw[i].nrej_committed = au->hw[i].nrej;
 		}
 	}
 	return WEFT_OK;

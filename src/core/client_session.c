@@ -238,6 +238,8 @@ static int on_ack(struct weft_cs *cs, struct mp_reader *r, uint32_t nfields)
 			           ? fail(cs, WEFT_EPROTO, "bad document state in ACK")
 			           : host_failed(cs, rc, "adopting a state");
 	}
+	if (a.has_cursor && (rc = cs->host.cursor(cs->host.ctx, &a.cursor, false)) != WEFT_OK)
+		return host_failed(cs, rc, "storing the cursor");
 	return WEFT_OK;
 }
 

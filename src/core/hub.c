@@ -715,7 +715,7 @@ static void send_ack(struct weft_ssn *s, const struct weft_committed *batch, siz
 			ndocs += first_restamp_of_doc(batch, i, k);
 		}
 	}
-	weft__msg_ack_write(&hub->out, s->ack_inc, s->ack_seq, nre);
+	weft__msg_ack_begin(&hub->out, s->ack_inc, s->ack_seq, nre, true);
 	for (size_t i = 0; i < n && nre; i++) {
 		if (batch[i].replica != s->replica || !batch[i].restamped)
 			continue;
@@ -738,11 +738,20 @@ static void send_ack(struct weft_ssn *s, const struct weft_committed *batch, siz
 		}
 	}
 	(void)restate_visit(s, true);
+	{
+		struct weft_cursor cur = weft__authority_cursor(hub->au);
+
+		cur.pos = s->caught;
+		weft__cursor_write(&hub->out, &cur);
+	}
 	(void)send_out(s);
 }
 
-/* CHANGES of the batch to a live session: every unit but its own, in
- * chunks. */
+/* CHANGES of the batch to a live session: every unit but those it
+ * pushed itself, in chunks. Units of its replica that came through
+ * another connection (an old one whose PUSH arrived late, from an
+ * incarnation that crashed before it could keep them) are sent: the
+ * replica may not have them. */
 static void broadcast_to(struct weft_ssn *s, const struct weft_committed *batch, size_t n)
 {
 	struct weft_hub *hub = s->hub;
@@ -755,7 +764,7 @@ static void broadcast_to(struct weft_ssn *s, const struct weft_committed *batch,
 
 		for (; i < n && cnt < hub->cfg.catchup_units && bytes < hub->cfg.catchup_chunk;
 		     i++) {
-			if (batch[i].replica == s->replica)
+			if (batch[i].origin == s)
 				continue;
 			cnt++;
 			bytes += batch[i].raw_len;
@@ -765,7 +774,7 @@ static void broadcast_to(struct weft_ssn *s, const struct weft_committed *batch,
 		cur.pos = batch[i - 1].pos;
 		weft__msg_changes_begin(&hub->out, cnt, false);
 		for (size_t k = start; k < i; k++)
-			if (batch[k].replica != s->replica)
+			if (batch[k].origin != s)
 				weft__mp_write_raw(&hub->out, batch[k].raw, batch[k].raw_len);
 		weft__msg_changes_end(&hub->out, &cur, 0, 0);
 		if (send_out(s) != WEFT_OK)
@@ -817,6 +826,11 @@ int weft__hub_commit(struct weft_hub *hub, uint64_t now_ms)
 		batch = weft__authority_batch(hub->au, &n);
 		rej = weft__authority_rejected(hub->au, &nrej);
 		hub->stats.units += n;
+		/* Fan-out first: a live pusher's ACK then carries a cursor past
+		 * everything of this group. */
+		for (struct weft_ssn *s = hub->list.next; s != &hub->list; s = s->next)
+			if (usable(s) && s->state == WEFT_SS_LIVE && n > 0)
+				broadcast_to(s, batch, n);
 		for (size_t i = 0; i < nrej; i++)
 			send_reject(hub, &rej[i]);
 	}
@@ -827,14 +841,9 @@ int weft__hub_commit(struct weft_hub *hub, uint64_t now_ms)
 		if (usable(s))
 			send_ack(s, committed ? batch : NULL, committed ? n : 0);
 	}
-	for (struct weft_ssn *s = hub->list.next; s != &hub->list; s = s->next) {
-		if (!usable(s))
-			continue;
-		if (s->state == WEFT_SS_LIVE && committed && n > 0)
-			broadcast_to(s, batch, n);
-		else if (s->state == WEFT_SS_CATCHING_UP)
+	for (struct weft_ssn *s = hub->list.next; s != &hub->list; s = s->next)
+		if (usable(s) && s->state == WEFT_SS_CATCHING_UP)
 			(void)catch_up(s);
-	}
 	reap(hub);
 	return rc;
 }

@@ -320,7 +320,13 @@ int weft__msg_changes_read(struct mp_reader *r, uint32_t nfields, struct weft_ch
 
 void weft__msg_ack_write(struct mp_buf *b, uint32_t incarnation, uint64_t seq, uint32_t nrestamps)
 {
-	weft__mp_write_array(b, 5);
+	weft__msg_ack_begin(b, incarnation, seq, nrestamps, false);
+}
+
+void weft__msg_ack_begin(struct mp_buf *b, uint32_t incarnation, uint64_t seq, uint32_t nrestamps,
+                         bool cursor)
+{
+	weft__mp_write_array(b, cursor ? 6 : 5);
 	weft__mp_write_uint(b, WEFT_MSG_ACK);
 	weft__mp_write_uint(b, incarnation);
 	weft__mp_write_uint(b, seq);
@@ -428,7 +434,12 @@ int weft__msg_ack_read(struct mp_reader *r, uint32_t nfields, struct weft_ack *a
 		return WEFT_EPROTO;
 	if (nfields >= 5 && read_list(r, &a->states, &a->nstates, true) != WEFT_OK)
 		return WEFT_EPROTO;
-	return weft__msg_skip_rest(r, nfields, nfields < 5 ? nfields : 5);
+	if (nfields >= 6) {
+		if (weft__cursor_read(r, &a->cursor) != WEFT_OK)
+			return WEFT_EPROTO;
+		a->has_cursor = true;
+	}
+	return weft__msg_skip_rest(r, nfields, nfields < 6 ? nfields : 6);
 }
 
 void weft__msg_synced_write(struct mp_buf *b, const struct weft_cursor *c)

@@ -150,8 +150,10 @@ int weft__msg_hello_read(struct mp_reader *r, uint32_t nfields, struct weft_hell
 void weft__msg_welcome_write(struct mp_buf *b, const struct weft_welcome *w);
 int weft__msg_welcome_read(struct mp_reader *r, uint32_t nfields, struct weft_welcome *w);
 /*
- * ACK [4, incarnation, seq, restamps, states]: every op of the replica up
- * to (incarnation, seq) is durable. `restamps` lists [incarnation, seq,
+ * ACK [4, incarnation, seq, restamps, states, cursor]: every op of the
+ * replica up to (incarnation, seq) is durable. The optional cursor says
+ * that every committed unit up to it has been sent on this connection
+ * (or was pushed on it), so the replica may store it. `restamps` lists [incarnation, seq,
  * hlc] for ops of this ACK whose HLC the server replaced (clock drift);
  * `states` lists [collection, id, state] with the authoritative state
  * (core/doc.h encoding) of each document those ops touched. A replica
@@ -166,6 +168,8 @@ int weft__msg_welcome_read(struct mp_reader *r, uint32_t nfields, struct weft_we
 struct weft_ack {
 	uint32_t incarnation;
 	uint64_t seq;
+	bool has_cursor;           /* field 5, optional */
+	struct weft_cursor cursor; /* everything up to it has been sent */
 	struct mp_reader restamps; /* nrestamps entries: weft__msg_restamp_read */
 	uint32_t nrestamps;
 	struct mp_reader states; /* nstates entries: weft__msg_doc_state_read */
@@ -173,6 +177,10 @@ struct weft_ack {
 };
 
 void weft__msg_ack_write(struct mp_buf *b, uint32_t incarnation, uint64_t seq, uint32_t nrestamps);
+/* Like weft__msg_ack_write, for an ACK with the optional cursor: the
+ * caller writes it with weft__cursor_write after the states. */
+void weft__msg_ack_begin(struct mp_buf *b, uint32_t incarnation, uint64_t seq, uint32_t nrestamps,
+                         bool cursor);
 void weft__msg_restamp_write(struct mp_buf *b, uint32_t incarnation, uint64_t seq, uint64_t hlc);
 void weft__msg_ack_states(struct mp_buf *b, uint32_t nstates);
 void weft__msg_doc_state_write(struct mp_buf *b, const char *coll, size_t coll_len, const char *id,

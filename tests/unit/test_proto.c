@@ -227,16 +227,19 @@ static void test_messages_roundtrip_and_refuse_garbage(void **state)
 
 	/* A later version's extra trailing field is skipped. */
 	weft__mp_buf_reset(&b);
-	weft__mp_write_array(&b, 6);
+	weft__mp_write_array(&b, 7);
 	weft__mp_write_uint(&b, WEFT_MSG_ACK);
 	weft__mp_write_uint(&b, 1);
 	weft__mp_write_uint(&b, 2);
 	weft__mp_write_array(&b, 0);
 	weft__mp_write_array(&b, 0);
+	weft__cursor_write(&b, &c);
 	weft__mp_write_cstr(&b, "future");
 	weft__mp_reader_init(&r, b.data, b.len);
 	assert_int_equal(weft__msg_begin(&r, &type, &nf), WEFT_OK);
 	assert_int_equal(weft__msg_ack_read(&r, nf, &ack), WEFT_OK);
+	assert_true(ack.has_cursor);
+	assert_int_equal(ack.cursor.pos, c.pos);
 
 	/* Not messages at all. */
 	{
