@@ -65,6 +65,66 @@ static void mkop(struct enc_op *e, uint64_t replica, uint32_t inc, uint64_t seq,
 	mkop_hlc(e, replica, inc, seq, id, v, WEFT_HLC_MAKE(1000 + seq, 0));
 }
 
+/* A unit's bytes: the ops alone (n == 1, txn false) or [[ops...]]. */
+static void mkunit(struct mp_buf *b, bool txn, const struct enc_op *const *ops, uint32_t n,
+                   struct weft_unit *u)
+{
+	struct mp_reader r;
+
+	weft__mp_buf_reset(b);
+	if (txn)
+		weft__unit_txn_write(b, n);
+	for (uint32_t i = 0; i < n; i++)
+		weft__mp_write_raw(b, ops[i]->raw, ops[i]->len);
+	assert_int_equal(b->err, 0);
+	weft__mp_reader_init(&r, b->data, b->len);
+	assert_int_equal(weft__unit_read(&r, u), WEFT_OK);
+}
+
+/* A TEXT op whose update bytes no document accepts: it decodes, and is
+ * refused when applied. */
+static void mkpoison(struct enc_op *e, uint64_t replica, uint32_t inc, uint64_t seq, const char *id)
+{
+	struct mp_buf val, path, b;
+	struct weft_op op;
+	struct mp_reader r;
+
+	weft__mp_buf_init(&val, NULL, 0);
+	weft__mp_buf_init(&path, NULL, 0);
+	weft__mp_write_array(&path, 1);
+	weft__mp_write_cstr(&path, "t");
+	weft__mp_write_array(&val, 4);
+	weft__mp_write_bin(&val, "\x07\xff\xfe\xfd\x13", 5);
+	weft__mp_write_uint(&val, 0);
+	weft__mp_write_uint(&val, 0);
+	weft__mp_write_bool(&val, true);
+	memset(&op, 0, sizeof(op));
+	op.replica = replica;
+	op.incarnation = inc;
+	op.seq = seq;
+	op.hlc = WEFT_HLC_MAKE(1000 + seq, 0);
+	op.kind = WEFT_OP_TEXT;
+	op.coll = "c";
+	op.coll_len = 1;
+	op.id = id;
+	op.id_len = strlen(id);
+	op.path = path.data;
+	op.path_len = path.len;
+	op.value = val.data;
+	op.value_len = val.len;
+	weft__mp_buf_init(&b, NULL, 0);
+	weft__op_encode(&b, &op);
+	assert_int_equal(b.err, 0);
+	assert_true(b.len <= sizeof(e->raw));
+	memcpy(e->raw, b.data, b.len);
+	e->len = b.len;
+	weft__mp_buf_free(&b);
+	weft__mp_buf_free(&val);
+	weft__mp_buf_free(&path);
+	weft__mp_reader_init(&r, e->raw, e->len);
+	assert_int_equal(weft__op_decode(&r, &e->op), WEFT_OK);
+}
+
 static char *dump(struct weft_authority *au)
 {
 	struct mp_buf b;
@@ -295,24 +355,59 @@ static void test_allocation_failures(void **state)
 		struct failalloc fa;
 		struct weft_store *st;
 		struct weft_authority *au = NULL;
-		struct enc_op a1, b1;
+		struct enc_op a1, b1, a2, a3, p4;
+		struct mp_buf ub;
 		int rc;
 
 		failalloc_init(&fa, fail_at, 0);
+		weft__mp_buf_init(&ub, NULL, 0);
 		mkop(&a1, 7, 1, 1, "x", 1);
 		mkop(&b1, 8, 1, 1, "y", 1);
 		if (weft__memstore_new(NULL, &st) != WEFT_OK)
 			fail();
+		mkop(&a2, 7, 1, 2, "x", 2);
+		mkop(&a3, 7, 1, 3, "y", 3);
+		mkpoison(&p4, 7, 1, 4, "y");
 		rc = weft__authority_open(st, &fa.a, 1, &au);
 		if (rc == WEFT_OK)
 			rc = weft__authority_stage(au, &a1.op, NULL);
 		if (rc == WEFT_OK)
 			rc = weft__authority_stage(au, &b1.op, NULL);
+		if (rc == WEFT_OK) {
+			/* A transaction (applied on copies first) and a poisoned
+			 * unit (a remembered rejection). */
+			const struct enc_op *t[2] = {&a2, &a3};
+			enum weft_stage_outcome out;
+			struct weft_unit u;
+			bool gap;
+
+			mkunit(&ub, true, t, 2, &u);
+			rc = weft__authority_stage_unit(au, &u, 7, NULL, &out, &gap);
+			if (rc == WEFT_OK) {
+				t[0] = &p4;
+				mkunit(&ub, false, t, 1, &u);
+				rc = weft__authority_stage_unit(au, &u, 7, NULL, &out, &gap);
+			}
+		}
 		if (rc == WEFT_OK)
 			rc = weft__authority_commit(au);
+		if (rc == WEFT_OK) {
+			/* Reopen: the marks and the rejection load again. */
+			weft__authority_free(au);
+			au = NULL;
+			rc = weft__authority_open(st, &fa.a, 1, &au);
+			if (rc == WEFT_OK) {
+				rc = weft__authority_stage(au, &p4.op, NULL);
+				if (rc >= 0) {
+					assert_int_equal(rc, 1); /* rejected again */
+					rc = WEFT_OK;
+				}
+			}
+		}
 		if (rc != WEFT_OK)
 			assert_int_equal(rc, WEFT_ENOMEM);
 		weft__authority_free(au);
+		weft__mp_buf_free(&ub);
 		weft__store_close(st);
 		assert_int_equal(fa.live, 0);
 		if (fa.count < fail_at) {
@@ -324,6 +419,147 @@ static void test_allocation_failures(void **state)
 	assert_true(total > 5);
 }
 
+/*
+ * Transactions commit whole at one position; a unit that breaks a rule is
+ * rejected whole (nothing of it applied), its seqs still move the mark,
+ * and the rejection is remembered durably, so a re-push is rejected again
+ * (also after a reopen), never acknowledged as applied.
+ */
+static void test_transactions_and_rejections(void **state)
+{
+	struct weft_store *st;
+	struct weft_authority *au;
+	struct enc_op a1, a2, a3, p4, b1;
+	const struct enc_op *txn[2], *bad[2];
+	const struct weft_committed *batch;
+	const struct weft_rejected *rej;
+	enum weft_stage_outcome out;
+	struct weft_unit u;
+	struct mp_buf ub;
+	uint64_t cnt[2] = {0, 0};
+	size_t n;
+	bool gap;
+	char *d;
+
+	(void)state;
+	weft__mp_buf_init(&ub, NULL, 0);
+	assert_int_equal(weft__memstore_new(NULL, &st), WEFT_OK);
+	assert_int_equal(weft__authority_open(st, NULL, 5, &au), WEFT_OK);
+	mkop(&a1, 7, 1, 1, "x", 1);
+	mkop(&a2, 7, 1, 2, "y", 2);
+	mkop(&a3, 7, 1, 3, "x", 3);
+	mkpoison(&p4, 7, 1, 4, "y");
+	txn[0] = &a1;
+	txn[1] = &a2;
+	mkunit(&ub, true, txn, 2, &u);
+	assert_true(u.txn);
+	assert_int_equal(weft__authority_stage_unit(au, &u, 7, NULL, &out, &gap), WEFT_OK);
+	assert_int_equal(out, WEFT_STAGED);
+	assert_false(gap);
+	assert_int_equal(weft__authority_commit(au), WEFT_OK);
+	batch = weft__authority_batch(au, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(batch[0].pos, 1);
+	assert_int_equal(batch[0].nops, 2);
+	assert_int_equal(batch[0].ops[1].op.seq, 2);
+	assert_int_equal(weft__authority_scan(au, 0, count_cb, cnt), WEFT_OK);
+	assert_int_equal(cnt[0], 1); /* one log record for the transaction */
+
+	/* [[a3, poison]]: rejected whole; x keeps a1's value. */
+	bad[0] = &a3;
+	bad[1] = &p4;
+	mkunit(&ub, true, bad, 2, &u);
+	assert_int_equal(weft__authority_stage_unit(au, &u, 7, NULL, &out, &gap), WEFT_OK);
+	assert_int_equal(out, WEFT_REJECTED);
+	assert_int_equal(weft__authority_commit(au), WEFT_OK);
+	weft__authority_batch(au, &n);
+	assert_int_equal(n, 0);
+	rej = weft__authority_rejected(au, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(rej[0].incarnation, 1);
+	assert_int_equal(rej[0].first_seq, 3);
+	assert_int_equal(rej[0].last_seq, 4);
+	assert_int_equal(rej[0].code, WEFT_REJECT_INVALID);
+	assert_int_equal(weft__authority_cursor(au).pos, 1);
+	d = dump(au);
+	assert_string_equal(d, "{\"collection\":\"c\",\"doc\":{\"k\":1},\"id\":\"x\"}\n"
+	                       "{\"collection\":\"c\",\"doc\":{\"k\":2},\"id\":\"y\"}\n");
+	free(d);
+
+	/* Re-pushed (its REJECT was lost): rejected again, durably. */
+	for (int round = 0; round < 2; round++) {
+		mkunit(&ub, true, bad, 2, &u);
+		assert_int_equal(weft__authority_stage_unit(au, &u, 7, NULL, &out, &gap), WEFT_OK);
+		assert_int_equal(out, WEFT_REJECTED);
+		assert_int_equal(weft__authority_commit(au), WEFT_OK);
+		rej = weft__authority_rejected(au, &n);
+		assert_int_equal(n, 1);
+		assert_int_equal(rej[0].first_seq, 3);
+		assert_int_equal(rej[0].last_seq, 4);
+		/* The transaction before it is a plain duplicate. */
+		mkunit(&ub, true, txn, 2, &u);
+		assert_int_equal(weft__authority_stage_unit(au, &u, 7, NULL, &out, &gap), WEFT_OK);
+		assert_int_equal(out, WEFT_DUPLICATE);
+		weft__authority_free(au);
+		assert_int_equal(weft__authority_open(st, NULL, 5, &au), WEFT_OK);
+	}
+
+	/* The next op after the rejection applies: the queue moved on. */
+	mkop(&b1, 7, 1, 5, "x", 9);
+	assert_int_equal(weft__authority_stage(au, &b1.op, NULL), WEFT_OK);
+	assert_int_equal(weft__authority_commit(au), WEFT_OK);
+	assert_int_equal(weft__authority_cursor(au).pos, 2);
+
+	/* A gap is accepted and reported; an overlap, a foreign op or a
+	 * transaction with mixed incarnations is a protocol error. */
+	mkop(&b1, 7, 2, 10, "z", 1);
+	mkunit(&ub, false, (const struct enc_op *const[]){&b1}, 1, &u);
+	assert_int_equal(weft__authority_stage_unit(au, &u, 7, NULL, &out, &gap), WEFT_OK);
+	assert_true(gap);
+	assert_int_equal(weft__authority_stage_unit(au, &u, 8, NULL, &out, &gap), WEFT_EPROTO);
+	mkop(&a1, 7, 2, 10, "z", 1);
+	mkop(&a2, 7, 2, 11, "z", 2);
+	mkunit(&ub, true, txn, 2, &u);
+	assert_int_equal(weft__authority_stage_unit(au, &u, 7, NULL, &out, &gap), WEFT_EPROTO);
+	mkop(&a2, 7, 3, 11, "z", 2);
+	mkunit(&ub, true, txn, 2, &u);
+	assert_int_equal(weft__authority_stage_unit(au, &u, 7, NULL, &out, &gap), WEFT_EPROTO);
+	assert_int_equal(weft__authority_commit(au), WEFT_OK);
+
+	/* An op over a limit is rejected with TOO_BIG. */
+	{
+		char big[300];
+
+		memset(big, 'q', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		mkop(&a1, 9, 1, 1, "w", 1);
+		/* Rewrite the collection ("c") into one of 299 bytes. */
+		{
+			struct weft_op op = a1.op;
+			struct mp_buf b;
+			struct mp_reader r;
+
+			op.coll = big;
+			op.coll_len = strlen(big);
+			weft__mp_buf_init(&b, NULL, 0);
+			weft__op_encode(&b, &op);
+			weft__mp_reader_init(&r, b.data, b.len);
+			assert_int_equal(weft__unit_read(&r, &u), WEFT_OK);
+			assert_int_equal(weft__authority_stage_unit(au, &u, 9, NULL, &out, &gap),
+			                 WEFT_OK);
+			assert_int_equal(out, WEFT_REJECTED);
+			weft__mp_buf_free(&b);
+		}
+		assert_int_equal(weft__authority_commit(au), WEFT_OK);
+		rej = weft__authority_rejected(au, &n);
+		assert_int_equal(n, 1);
+		assert_int_equal(rej[0].code, WEFT_REJECT_TOO_BIG);
+	}
+	weft__mp_buf_free(&ub);
+	weft__authority_free(au);
+	weft__store_close(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -332,6 +568,7 @@ int main(void)
 	    cmocka_unit_test(test_failed_commit_is_all_or_nothing),
 	    cmocka_unit_test(test_drift_restamp),
 	    cmocka_unit_test(test_allocation_failures),
+	    cmocka_unit_test(test_transactions_and_rejections),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
