@@ -1464,6 +1464,119 @@ int weft__doc_write_json(const struct weft_doc *d, struct mp_buf *out)
 	return node_write_json(&d->root, weft__doc_zero_stamp, out);
 }
 
+/* ---- visible value as MessagePack ---- */
+
+/* One live set element and its canonical JSON (the sort key). */
+struct vspan {
+	struct span s; /* first, so span_cmp sorts vspans */
+	const struct set_entry *e;
+};
+
+/* The set as a MessagePack array of its live elements, each once, in the
+ * order set_write_json prints them (by their canonical JSON text). */
+static int set_write_value(const struct ext *x, struct weft_stamp thr, struct mp_buf *out)
+{
+	const struct weft_alloc *a = out->alloc;
+	const struct set_entry *last = NULL;
+	struct mp_buf tmp;
+	struct vspan *sp = NULL;
+	uint32_t n = 0;
+	int rc = WEFT_OK;
+
+	weft__mp_buf_init(&tmp, a, 0);
+	if (x->nse && !(sp = weft__malloc(a, x->nse * sizeof(*sp)))) {
+		rc = WEFT_ENOMEM;
+		goto out_free;
+	}
+	for (uint32_t i = 0; i < x->nse; i++) {
+		const struct set_entry *e = &x->se[i];
+		struct mp_reader r;
+
+		if (weft__stamp_cmp(e->stamp, thr) < 0)
+			continue;
+		if (last && last->elem_len == e->elem_len &&
+		    memcmp(last->elem, e->elem, e->elem_len) == 0)
+			continue;
+		last = e;
+		sp[n].e = e;
+		sp[n].s.off = tmp.len;
+		weft__mp_reader_init(&r, e->elem, e->elem_len);
+		if ((rc = weft__json_write_mp(&tmp, &r)) != WEFT_OK)
+			goto out_free;
+		sp[n].s.len = tmp.len - sp[n].s.off;
+		n++;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		sp[i].s.base = tmp.data;
+	if (n > 1)
+		qsort(sp, n, sizeof(*sp), span_cmp);
+	weft__mp_write_array(out, n);
+	for (uint32_t i = 0; i < n; i++)
+		weft__mp_write_raw(out, sp[i].e->elem, sp[i].e->elem_len);
+	rc = out->err;
+out_free:
+	weft__free(a, sp);
+	weft__mp_buf_free(&tmp);
+	return rc;
+}
+
+static int node_write_value(const struct node *n, struct weft_stamp ec_parent, struct mp_buf *out)
+{
+	struct thr t;
+	enum shown sh = node_shown(n, ec_parent, &t);
+	uint32_t shown = 0;
+	int rc;
+
+	if (sh == SHOWN_LEAF) {
+		weft__mp_write_raw(out, n->val, n->val_len);
+		return out->err;
+	}
+	if (sh == SHOWN_COUNTER) {
+		weft__mp_write_int(out, ctr_value(n->ext, t.ctr));
+		return out->err;
+	}
+	if (sh == SHOWN_SET)
+		return set_write_value(n->ext, t.set, out);
+	if (sh == SHOWN_TEXT) {
+		size_t len = 0, cap;
+		char *buf;
+
+		if (!weft__doc_text_live(n->ext, &t)) {
+			weft__mp_write_str(out, "", 0);
+			return out->err;
+		}
+		cap = weft__text_byte_len(n->ext->text);
+		if (!(buf = weft__malloc(out->alloc, cap ? cap : 1)))
+			return WEFT_ENOMEM;
+		rc = weft__text_read(n->ext->text, buf, cap, &len);
+		if (rc == WEFT_OK) {
+			weft__mp_write_str(out, buf, len);
+			rc = out->err;
+		}
+		weft__free(out->alloc, buf);
+		return rc;
+	}
+	for (uint32_t i = 0; i < n->nkids; i++)
+		if (node_shown(n->kids[i], t.kids, NULL) != SHOWN_ABSENT)
+			shown++;
+	weft__mp_write_map(out, shown);
+	for (uint32_t i = 0; i < n->nkids; i++) {
+		const struct node *k = n->kids[i];
+
+		if (node_shown(k, t.kids, NULL) == SHOWN_ABSENT)
+			continue;
+		weft__mp_write_str(out, k->key, k->key_len);
+		if ((rc = node_write_value(k, t.kids, out)) != WEFT_OK)
+			return rc;
+	}
+	return out->err;
+}
+
+int weft__doc_write_value(const struct weft_doc *d, struct mp_buf *out)
+{
+	return node_write_value(&d->root, weft__doc_zero_stamp, out);
+}
+
 int weft__doc_write_dump_line(const struct weft_doc *d, struct mp_buf *out)
 {
 	int rc;

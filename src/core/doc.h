@@ -98,6 +98,12 @@ bool weft__doc_visible(const struct weft_doc *d);
 /* Appends the visible document as canonical JSON to out. The document
  * must be visible. */
 int weft__doc_write_json(const struct weft_doc *d, struct mp_buf *out);
+/* Appends the visible document as one MessagePack map, the value the
+ * predicates of core/pred.h evaluate: the content weft__doc_write_json
+ * writes (counters as integers, sets as arrays in the same order, texts as
+ * strings), with object keys in the same order and leaf values as stored.
+ * The document must be visible. Errors: WEFT_ENOMEM, out->err. */
+int weft__doc_write_value(const struct weft_doc *d, struct mp_buf *out);
 /* Appends the content state (every stamp, tombstones included; format 2)
  * to out. This is what the server stores and sends and what Merkle leaves
  * hash: it leaves out the version vector, which only peer-to-peer sync
