@@ -36,13 +36,15 @@ struct rej_range {
 };
 
 struct hw_entry {
-	uint64_t replica;      /* key part 1 */
-	uint32_t inc;          /* key part 2; 0 marks an empty slot */
-	bool dirty;            /* staged_seq moved since the last commit */
-	uint64_t seq;          /* committed high-water mark */
-	uint64_t staged_seq;   /* high-water mark including staged ops */
-	struct rej_range *rej; /* rejections, in seq order (owned) */
-	uint32_t nrej;         /* including staged ones */
+	uint64_t replica;           /* key part 1 */
+	uint32_t inc;               /* key part 2; 0 marks an empty slot */
+	bool dirty;                 /* staged_seq moved since the last commit */
+	uint64_t seq;               /* committed high-water mark */
+	uint64_t staged_seq;        /* high-water mark including staged ops */
+	uint64_t restamp_hi;        /* highest seq the server re-stamped ... */
+	uint64_t staged_restamp_hi; /* ... committed / including staged */
+	struct rej_range *rej;      /* rejections, in seq order (owned) */
+	uint32_t nrej;              /* including staged ones */
 	uint32_t nrej_committed;
 	uint32_t rej_cap;
 };
@@ -134,6 +136,11 @@ static int hw_grow(struct weft_authority *au)
 static void hw_key(char *buf, size_t len, uint64_t replica, uint32_t inc)
 {
 	snprintf(buf, len, "hw:%016" PRIx64 ":%08" PRIx32, replica, inc);
+}
+
+static void rs_key(char *buf, size_t len, uint64_t replica, uint32_t inc)
+{
+	snprintf(buf, len, "rs:%016" PRIx64 ":%08" PRIx32, replica, inc);
 }
 
 static void rej_key(char *buf, size_t len, uint64_t replica, uint32_t inc)
@@ -251,6 +258,12 @@ static int hw_get(struct weft_authority *au, uint64_t replica, uint32_t inc, str
 	e->inc = inc;
 	e->seq = e->staged_seq = seq;
 	e->dirty = false;
+	rs_key(key, sizeof(key), replica, inc);
+	e->restamp_hi = 0;
+	rc = weft__store_meta_get_u64(au->st, key, &e->restamp_hi);
+	if (rc != WEFT_OK && rc != WEFT_ENOTFOUND)
+		return rc;
+	e->staged_restamp_hi = e->restamp_hi;
 	e->rej = NULL;
 	e->nrej = e->nrej_committed = e->rej_cap = 0;
 	au->hw_len++;
@@ -702,6 +715,11 @@ int weft__authority_stage_unit(struct weft_authority *au, const struct weft_unit
 	}
 	au->nstaged++;
 	e->staged_seq = s->last;
+	if (s->restamped && !s->rejected) {
+		for (uint32_t i = 0; i < s->nops; i++)
+			if (s->ops[i].restamped && s->ops[i].op.seq > e->staged_restamp_hi)
+				e->staged_restamp_hi = s->ops[i].op.seq;
+	}
 	e->dirty = true;
 	return WEFT_OK;
 }
@@ -731,6 +749,7 @@ static void hw_restage(struct weft_authority *au)
 		au->hw[i].staged_seq = au->hw[i].seq;
 		au->hw[i].dirty = false;
 		au->hw[i].nrej = au->hw[i].nrej_committed;
+		au->hw[i].staged_restamp_hi = au->hw[i].restamp_hi;
 	}
 	for (size_t i = 0; i < au->nstaged; i++) {
 		struct hw_entry *e = hw_find(au, au->staged[i].replica, au->staged[i].inc);
@@ -740,6 +759,18 @@ static void hw_restage(struct weft_authority *au)
 			e->dirty = true;
 		}
 	}
+}
+
+int weft__authority_restamped(struct weft_authority *au, uint64_t replica, uint32_t inc,
+                              uint64_t seq, bool *maybe)
+{
+	struct hw_entry *e;
+	int rc;
+
+	if ((rc = hw_get(au, replica, inc, &e)) != WEFT_OK)
+		return rc;
+	*maybe = seq <= e->staged_restamp_hi;
+	return WEFT_OK;
 }
 
 size_t weft__authority_staged(const struct weft_authority *au)
@@ -819,6 +850,12 @@ static int commit_write(struct weft_authority *au, struct mp_buf *buf)
 			return rc;
 		if (e->nrej != e->nrej_committed && (rc = rej_store(au, e)) != WEFT_OK)
 			return rc;
+		if (e->staged_restamp_hi != e->restamp_hi) {
+			rs_key(key, sizeof(key), e->replica, e->inc);
+			if ((rc = weft__store_meta_put_u64(st, key, e->staged_restamp_hi)) !=
+			    WEFT_OK)
+				return rc;
+		}
 	}
 	return weft__store_meta_put_u64(st, "hlc", au->hlc.last);
 }
@@ -916,6 +953,7 @@ int weft__authority_commit(struct weft_authority *au)
 			au->hw[i].seq = au->hw[i].staged_seq;
 			au->hw[i].dirty = false;
 			au->hw[i].nrej_committed = au->hw[i].nrej;
+			au->hw[i].restamp_hi = au->hw[i].staged_restamp_hi;
 		}
 	}
 	return WEFT_OK;

@@ -133,6 +133,17 @@ int weft__authority_stage_unit(struct weft_authority *au, const struct weft_unit
  */
 int weft__authority_stage(struct weft_authority *au, const struct weft_op *op, void *origin);
 
+/*
+ * Whether the op (replica, inc, seq) may have been re-stamped by the
+ * server (*maybe): true for every seq up to the highest one of that
+ * (replica, incarnation) that was re-stamped (kept durably with the marks).
+ * A re-push of such an op gets the document's state with its ACK, since
+ * the ACK that carried the new stamp may have been lost: a superset, never
+ * a miss. Errors: WEFT_ENOMEM, store errors.
+ */
+int weft__authority_restamped(struct weft_authority *au, uint64_t replica, uint32_t inc,
+                              uint64_t seq, bool *maybe);
+
 /* Number of units staged (rejections included) and not yet committed. */
 size_t weft__authority_staged(const struct weft_authority *au);
 

@@ -352,20 +352,26 @@ static void on_hello(struct weft_ssn *s, struct mp_reader *r, uint32_t nfields, 
 	(void)catch_up(s);
 }
 
-/* Queues [collection, id] of a re-pushed duplicate op stamped beyond the
- * drift: its first push was re-stamped, and the ACK that said so may have
- * been lost. The next ACK carries the document's state. */
-static int restate_dup(struct weft_ssn *s, const struct weft_unit *u, uint64_t now_ms)
+/* Queues [collection, id] of the documents of a re-pushed duplicate unit
+ * whose ops the server may have re-stamped: the ACK that said so may have
+ * been lost, and the replica's view may still hold its own stamps. The
+ * next ACK carries the documents' states. */
+static int restate_dup(struct weft_ssn *s, const struct weft_unit *u)
 {
 	struct weft_hub *hub = s->hub;
 	struct mp_reader r = u->ops;
+	int rc;
 
 	for (uint32_t i = 0; i < u->nops && s->nrestate < MAX_RESTATE; i++) {
 		struct weft_op op;
+		bool maybe;
 
 		if (weft__op_decode(&r, &op) != WEFT_OK)
 			return WEFT_OK; /* was never committed then: nothing to restate */
-		if (WEFT_HLC_MS(op.hlc) <= now_ms + hub->cfg.max_drift_ms)
+		rc = weft__authority_restamped(hub->au, op.replica, op.incarnation, op.seq, &maybe);
+		if (rc != WEFT_OK)
+			return rc;
+		if (!maybe)
 			continue;
 		weft__mp_write_array(&s->restate, 2);
 		weft__mp_write_str(&s->restate, op.coll, op.coll_len);
@@ -463,7 +469,7 @@ static void on_push(struct weft_ssn *s, struct mp_reader *r, uint32_t nfields, u
 		}
 		if (outcome == WEFT_DUPLICATE) {
 			hub->stats.dups++;
-			if (restate_dup(s, &u, now_ms) != WEFT_OK) {
+			if (restate_dup(s, &u) != WEFT_OK) {
 				fail(s, WEFT_PERR_INTERNAL, "out of memory");
 				return;
 			}
