@@ -7,6 +7,11 @@
  *
  *   CONNECTING  client only: TCP connect in flight
  *   HTTP        server: reading the request; client: awaiting the 101
+ *   REQUEST     server only: a plain HTTP request (not an upgrade) was
+ *               handed to on_http; the upper layer answers it with
+ *               weft__ws_http_reply, now or later (a long poll). Bytes
+ *               from the peer are discarded (every response carries
+ *               Connection: close); its EOF means it has gone
  *   OPEN        frames flow; the upper layer has seen the conn
  *   CLOSING     our or the peer's close frame is queued; no more messages
  *               go up or may be sent
@@ -35,6 +40,11 @@
  *    frame's length only once a first payload byte has arrived, so
  *    without the peek a header announcing 100 MB would just sit there;
  *    and on a framing error wslay sends a close without a status code.
+ *  - The request head is limited to HTTP_MAX_BYTES. Only requests for
+ *    on_http (paths other than /v1/ws and /healthz) may carry a body,
+ *    of at most max_message bytes: a larger Content-Length or chunk size
+ *    is answered 413 before any of the body is read, and the body buffer
+ *    grows with the bytes that actually arrived.
  *  - wslay runs unbuffered: payload bytes are appended to `msg`, which
  *    grows with the bytes actually received and never past max_message.
  *    Nothing is ever allocated from a length read off the wire.
@@ -69,15 +79,26 @@
 #define DRAIN_LINGER_MS 2000     /* DRAIN: wait this long for the peer's EOF */
 #define MSG_KEEP_MAX 65536       /* keep a reassembly buffer up to this size */
 #define REASON_MAX 123           /* close reason bytes that fit in a frame */
+#define HTTP_STALL_MS 10000      /* REQUEST: a response must keep draining */
+#define BODY_MIN_CAP 4096        /* first allocation of a request body */
 
-enum conn_state { ST_CONNECTING, ST_HTTP, ST_OPEN, ST_CLOSING, ST_DRAIN, ST_DEAD };
+enum conn_state { ST_CONNECTING, ST_HTTP, ST_REQUEST, ST_OPEN, ST_CLOSING, ST_DRAIN, ST_DEAD };
 
-/* The handshake headers we look at. */
-enum hdr_id { H_UPGRADE, H_CONNECTION, H_VERSION, H_KEY, H_ACCEPT, H_COUNT };
+/* The headers we look at. */
+enum hdr_id { H_UPGRADE, H_CONNECTION, H_VERSION, H_KEY, H_ACCEPT, H_CTYPE, H_EXPECT, H_COUNT };
 
 static const char *const hdr_names[H_COUNT] = {
-    "upgrade", "connection", "sec-websocket-version", "sec-websocket-key", "sec-websocket-accept",
+    "upgrade",
+    "connection",
+    "sec-websocket-version",
+    "sec-websocket-key",
+    "sec-websocket-accept",
+    "content-type",
+    "expect",
 };
+
+/* Where a server-side request goes, decided once its head is complete. */
+enum route { R_NONE, R_WS, R_HEALTH, R_UPPER };
 
 struct http_hdr {
 	char v[HDR_VALUE_MAX]; /* value, NUL-terminated; repeats joined by ", " */
@@ -105,6 +126,15 @@ struct handshake {
 	bool headers_done;          /* on_headers_complete fired */
 	bool msg_done;              /* on_message_complete fired */
 	char expect[32];            /* client: the Sec-WebSocket-Accept we want */
+	bool server;                /* parsing a request (server side) */
+	bool upper_ok;              /* the upper layer takes requests (on_http) */
+	enum route route;           /* server: where the request goes */
+	int reject;                 /* server: HTTP status to answer at once, 0 none */
+	bool continue_sent;         /* "100 Continue" written */
+	size_t max_body;            /* largest body accepted (max_message) */
+	uint8_t *body;              /* R_UPPER: the body so far */
+	size_t body_len;            /* bytes in body */
+	size_t body_cap;            /* bytes allocated at body */
 };
 
 /* Frame-header validator state; see frame_peek(). */
@@ -140,6 +170,7 @@ struct weft_ws_conn {
 	bool shutdown_started;           /* uv_shutdown issued */
 	bool msg_oom;                    /* reassembly failed to grow */
 	bool close_pending;              /* our close frame waits for the data queue */
+	bool replied;                    /* REQUEST: the response is queued */
 	uint16_t close_wire;             /* its code on the wire (0 = none) */
 	int busy;                        /* >0 while wslay or a callback runs */
 	int nhandles;                    /* handles not yet closed */
@@ -500,6 +531,8 @@ static void conn_free(struct weft_ws_conn *c)
 
 	if (c->ws)
 		wslay_event_context_free(c->ws);
+	if (c->hs)
+		free(c->hs->body);
 	free(c->hs);
 	free(c->msg);
 	free(c->obuf);
@@ -605,6 +638,10 @@ static uint64_t conn_deadline(const struct weft_ws_conn *c)
 	case ST_CONNECTING:
 	case ST_HTTP:
 		return c->hs_deadline;
+	case ST_REQUEST:
+		/* Waiting for the upper layer has no limit here (it keeps its
+		 * own); a queued response must keep draining. */
+		return c->replied ? c->state_since + HTTP_STALL_MS : 0;
 	case ST_OPEN:
 		return c->lim.idle_timeout_ms ? c->last_read + c->lim.idle_timeout_ms : 0;
 	case ST_CLOSING:
@@ -639,6 +676,8 @@ static void write_cb(uv_write_t *req, int status)
 	free(wr);
 	if (c->state == ST_DEAD)
 		return;
+	if (c->state == ST_REQUEST)
+		c->state_since = uv_now(c->loop); /* progress: restart the stall clock */
 	if (status < 0) {
 		conn_set_codes(c, 1006, uv_strerror(status));
 		c->want_abort = true;
@@ -742,6 +781,10 @@ static void conn_timeout(struct weft_ws_conn *c)
 		conn_set_codes(c, 1006, "handshake timeout");
 		conn_abort(c);
 		break;
+	case ST_REQUEST:
+		conn_set_codes(c, 1006, "response stalled");
+		conn_abort(c);
+		break;
 	case ST_OPEN:
 		conn_begin_close(c, 1001, "idle timeout", true);
 		break;
@@ -778,6 +821,8 @@ static void conn_drive(struct weft_ws_conn *c)
 	}
 	if (c->state == ST_OPEN || c->state == ST_CLOSING)
 		conn_flush(c);
+	if (c->state == ST_REQUEST && c->replied && !c->want_abort && c->wq_bytes == 0)
+		conn_finish(c); /* the response is out: FIN, then on_close */
 	if (c->state == ST_CLOSING && !c->want_abort && !c->close_pending &&
 	    wslay_event_get_close_sent(c->ws) && c->wq_bytes == 0 && c->obuf_len == 0 &&
 	    (c->close_received || c->close_fast))
@@ -798,6 +843,7 @@ static void conn_begin_close(struct weft_ws_conn *c, uint16_t code, const char *
 	switch (c->state) {
 	case ST_CONNECTING:
 	case ST_HTTP:
+	case ST_REQUEST:
 		conn_set_codes(c, code, reason);
 		c->want_abort = true;
 		break;
@@ -1118,21 +1164,95 @@ static int hs_on_header_value(http_parser *p, const char *at, size_t len)
 	return 0;
 }
 
+static bool path_is(const char *url, size_t plen, const char *path)
+{
+	return plen == strlen(path) && memcmp(url, path, plen) == 0;
+}
+
+/*
+ * Server side: decides where the request goes as soon as its head is
+ * complete, so that a request that will be refused is refused before
+ * its body is read (a non-zero return stops the parser; hs->reject says
+ * with which status). Client side: nothing to decide.
+ */
 static int hs_on_headers_complete(http_parser *p)
 {
 	struct handshake *hs = p->data;
+	bool chunked = (p->flags & F_CHUNKED) != 0;
+	bool known = p->content_length != ULLONG_MAX;
+	bool body = chunked || (known && p->content_length > 0);
+	size_t plen;
 
 	hs->headers_done = true;
-	return 0;
+	if (!hs->server)
+		return 0;
+	plen = strcspn(hs->url, "?");
+	if (hs->url_over)
+		hs->reject = 400;
+	else if (path_is(hs->url, plen, WS_PATH))
+		hs->route = R_WS;
+	else if (path_is(hs->url, plen, "/healthz"))
+		hs->route = R_HEALTH;
+	else if (hs->upper_ok)
+		hs->route = R_UPPER;
+	else
+		hs->reject = 404;
+	if (hs->reject == 0 && hs->route != R_UPPER) {
+		if (p->method != HTTP_GET)
+			hs->reject = 405;
+		else if (body)
+			hs->reject = 400;
+	}
+	if (hs->reject == 0 && hs->route == R_UPPER && !chunked && known &&
+	    p->content_length > hs->max_body)
+		hs->reject = 413;
+	return hs->reject ? -1 : 0;
 }
 
-static int hs_on_body(http_parser *p, const char *at, size_t len)
+/* A chunk of a chunked body is announced: refuse it before it arrives if
+ * the body would pass max_body (p->content_length is the chunk's size). */
+static int hs_on_chunk_header(http_parser *p)
 {
 	struct handshake *hs = p->data;
 
-	(void)at;
-	(void)len;
+	if (hs->route == R_UPPER && p->content_length > hs->max_body - hs->body_len) {
+		hs->reject = 413;
+		return -1;
+	}
+	return 0;
+}
+
+/* Body bytes: kept for the upper layer (R_UPPER), else only noted. The
+ * buffer grows with what arrived, never past max_body. */
+static int hs_on_body(http_parser *p, const char *at, size_t len)
+{
+	struct handshake *hs = p->data;
+	size_t need;
+
 	hs->has_body = true;
+	if (hs->route != R_UPPER)
+		return 0;
+	if (len > hs->max_body - hs->body_len) {
+		hs->reject = 413;
+		return -1;
+	}
+	need = hs->body_len + len;
+	if (need > hs->body_cap) {
+		size_t cap = hs->body_cap ? hs->body_cap : BODY_MIN_CAP;
+		uint8_t *b;
+
+		while (cap < need)
+			cap = cap > hs->max_body / 2 ? hs->max_body : cap * 2;
+		b = realloc(hs->body, cap);
+		if (!b) {
+			hs->reject = 500;
+			return -1;
+		}
+		hs->body = b;
+		hs->body_cap = cap;
+	}
+	memcpy(hs->body + hs->body_len, at, len);
+	hs->body_len = need;
 	return 0;
 }
 
@@ -1152,65 +1272,168 @@ static const http_parser_settings hs_settings = {
     .on_headers_complete = hs_on_headers_complete,
     .on_body = hs_on_body,
     .on_message_complete = hs_on_message_complete,
+    .on_chunk_header = hs_on_chunk_header,
 };
 
-/* Feeds bytes to the head parser, at most HTTP_MAX_BYTES in all. Returns
- * the bytes consumed; *bad when the head is malformed or too large. */
+/* Feeds bytes to the parser: the head may take HTTP_MAX_BYTES in all,
+ * the body is bounded by the callbacks above. Returns the bytes consumed;
+ * *bad when the message is malformed or its head too large. */
 static size_t hs_execute(struct handshake *hs, const uint8_t *data, size_t n, bool *bad)
 {
-	size_t allow = HTTP_MAX_BYTES - hs->nbytes, np;
+	size_t done = 0;
 
-	if (allow > n)
-		allow = n;
-	np = http_parser_execute(&hs->hp, &hs_settings, (const char *)data, allow);
-	hs->nbytes += np;
-	*bad =
-	    !hs->msg_done && (HTTP_PARSER_ERRNO(&hs->hp) != HPE_OK || hs->nbytes >= HTTP_MAX_BYTES);
-	return np;
+	while (done < n && !hs->msg_done && HTTP_PARSER_ERRNO(&hs->hp) == HPE_OK) {
+		size_t allow = n - done, np;
+
+		if (!hs->headers_done) {
+			if (allow > HTTP_MAX_BYTES - hs->nbytes)
+				allow = HTTP_MAX_BYTES - hs->nbytes;
+			if (allow == 0)
+				break;
+		}
+		np = http_parser_execute(&hs->hp, &hs_settings, (const char *)data + done, allow);
+		if (!hs->headers_done)
+			hs->nbytes += np;
+		done += np;
+		if (np < allow)
+			break; /* stopped: an error, or the end of the message */
+	}
+	*bad = !hs->msg_done && (HTTP_PARSER_ERRNO(&hs->hp) != HPE_OK ||
+	                         (!hs->headers_done && hs->nbytes >= HTTP_MAX_BYTES));
+	return done;
 }
 
-/* Sends a complete HTTP response and ends the connection. */
+static const char *http_status_text(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 413:
+		return "Content Too Large";
+	case 415:
+		return "Unsupported Media Type";
+	case 426:
+		return "Upgrade Required";
+	case 500:
+		return "Internal Server Error";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return "Status";
+	}
+}
+
+/* Queues one whole HTTP response (head and body in one write). Returns 0,
+ * or -1 with the conn set to abort (WEFT_ENOMEM in *rc when out of
+ * memory, else WEFT_ECLOSED). */
+static int http_write(struct weft_ws_conn *c, int status, const char *ctype, const char *extra,
+                      const void *body, size_t len, int *rc)
+{
+	char head[512];
+	uint8_t *p;
+	int hlen;
+
+	hlen = snprintf(head, sizeof(head),
+	                "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
+	                "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+	                status, http_status_text(status), ctype, len, extra);
+	if (hlen < 0 || (size_t)hlen >= sizeof(head)) {
+		*rc = WEFT_EINVAL;
+		conn_set_codes(c, 1006, "response head too long");
+		c->want_abort = true;
+		return -1;
+	}
+	p = malloc((size_t)hlen + len);
+	if (!p) {
+		*rc = WEFT_ENOMEM;
+		conn_set_codes(c, 1006, "out of memory");
+		c->want_abort = true;
+		return -1;
+	}
+	memcpy(p, head, (size_t)hlen);
+	if (len)
+		memcpy(p + hlen, body, len);
+	*rc = WEFT_ECLOSED;
+	return conn_write_take(c, p, (size_t)hlen + len);
+}
+
+/* Sends one of our own complete HTTP responses and ends the connection
+ * (the upper layer has not seen it: no callback). */
 static void http_reply(struct weft_ws_conn *c, int status)
 {
-	const char *text, *extra = "", *body;
-	char buf[512];
-	int len;
+	const char *extra = "", *body;
+	int rc;
 
 	switch (status) {
 	case 200:
-		text = "OK";
 		body = "ok\n";
 		break;
 	case 404:
-		text = "Not Found";
 		body = "not found\n";
 		break;
 	case 405:
-		text = "Method Not Allowed";
 		extra = "Allow: GET\r\n";
 		body = "method not allowed\n";
 		break;
+	case 413:
+		body = "request body too large\n";
+		break;
 	case 426:
-		text = "Upgrade Required";
 		extra = "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n";
 		body = "upgrade required\n";
 		break;
 	case 500:
-		text = "Internal Server Error";
 		body = "internal error\n";
 		break;
 	default:
 		status = 400;
-		text = "Bad Request";
 		body = "bad request\n";
 		break;
 	}
-	len = snprintf(buf, sizeof(buf),
-	               "HTTP/1.1 %d %s\r\n%sContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-	               "Connection: close\r\n\r\n%s",
-	               status, text, extra, strlen(body), body);
-	if (conn_write_copy(c, buf, (size_t)len) == 0)
+	if (http_write(c, status, "text/plain", extra, body, strlen(body), &rc) == 0)
 		conn_finish(c); /* not seen: no callback */
+}
+
+/* A complete request for the upper layer: the conn enters REQUEST and is
+ * the upper layer's until on_close. The body is borrowed for the call. */
+static void server_deliver(struct weft_ws_conn *c)
+{
+	static const uint8_t empty[1];
+	struct handshake *hs = c->hs;
+	const struct http_hdr *ct = &hs->h[H_CTYPE];
+	size_t plen = strcspn(hs->url, "?"), tlen = 0;
+	char path[sizeof(hs->url)], ctype[HDR_VALUE_MAX];
+	struct weft_ws_http_req req;
+	const char *t;
+
+	memcpy(path, hs->url, plen);
+	path[plen] = '\0';
+	if (ct->count == 1 && !ct->over) {
+		t = trim(ct->v, ct->len, &tlen);
+		memcpy(ctype, t, tlen);
+	}
+	ctype[tlen] = '\0';
+	req.method = http_method_str((enum http_method)hs->hp.method);
+	req.path = path;
+	req.query = hs->url[plen] == '?' ? hs->url + plen + 1 : "";
+	req.content_type = ctype;
+	req.body = hs->body ? hs->body : empty;
+	req.body_len = hs->body_len;
+	c->state = ST_REQUEST;
+	c->state_since = uv_now(c->loop);
+	c->seen = true;
+	c->busy++;
+	c->cb.on_http(c->ud, c, &req);
+	c->busy--;
+	free(hs->body);
+	free(hs);
+	c->hs = NULL;
 }
 
 /* Decides what to do with a complete request (server side). */
@@ -1218,32 +1441,22 @@ static void server_route(struct weft_ws_conn *c, const uint8_t *rest, size_t nre
 {
 	struct handshake *hs = c->hs;
 	const struct http_hdr *ver = &hs->h[H_VERSION], *key = &hs->h[H_KEY];
-	size_t plen = strcspn(hs->url, "?"), vlen, klen;
+	size_t vlen, klen;
 	const char *v, *k;
-	bool is_ws, is_health;
 	char accept[32], resp[160];
 	int len;
 
-	if (hs->url_over) {
-		http_reply(c, 400);
+	/* hs_on_headers_complete has refused every other case. */
+	if (hs->route == R_UPPER) {
+		server_deliver(c); /* what follows the request is ignored */
 		return;
 	}
-	is_ws = plen == strlen(WS_PATH) && memcmp(hs->url, WS_PATH, plen) == 0;
-	is_health = plen == 8 && memcmp(hs->url, "/healthz", plen) == 0;
-	if (!is_ws && !is_health) {
-		http_reply(c, 404);
-		return;
-	}
-	if (hs->hp.method != HTTP_GET) {
-		http_reply(c, 405);
-		return;
-	}
-	if (hs->has_body) {
-		http_reply(c, 400);
-		return;
-	}
-	if (is_health) {
+	if (hs->route == R_HEALTH) {
 		http_reply(c, 200);
+		return;
+	}
+	if (hs->route != R_WS || hs->hp.method != HTTP_GET || hs->has_body) {
+		http_reply(c, 400);
 		return;
 	}
 	v = trim(ver->v, ver->len, &vlen);
@@ -1276,13 +1489,35 @@ static void server_route(struct weft_ws_conn *c, const uint8_t *rest, size_t nre
 
 static void server_http_feed(struct weft_ws_conn *c, const uint8_t *data, size_t n)
 {
+	struct handshake *hs = c->hs;
 	bool bad;
-	size_t np = hs_execute(c->hs, data, n, &bad);
+	size_t np = hs_execute(hs, data, n, &bad);
 
-	if (c->hs->msg_done)
+	if (hs->reject) {
+		http_reply(c, hs->reject);
+		return;
+	}
+	if (hs->msg_done) {
 		server_route(c, data + np, n - np);
-	else if (bad)
+		return;
+	}
+	if (bad) {
 		http_reply(c, 400);
+		return;
+	}
+	if (!hs->headers_done)
+		return;
+	/* A body is on its way: the head had to arrive in time, the body
+	 * must keep arriving (no gap longer than the handshake timeout). */
+	if (c->lim.handshake_timeout_ms)
+		c->hs_deadline = uv_now(c->loop) + c->lim.handshake_timeout_ms;
+	if (hs->route == R_UPPER && !hs->continue_sent &&
+	    has_token(&hs->h[H_EXPECT], "100-continue")) {
+		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+		hs->continue_sent = true;
+		(void)conn_write_copy(c, cont, sizeof(cont) - 1);
+	}
 }
 
 static void client_fail(struct weft_ws_conn *c, const char *reason)
@@ -1393,6 +1628,9 @@ static struct weft_ws_conn *conn_new(uv_loop_t *loop, const struct weft_ws_limit
 	else
 		weft__ws_limits_init(&c->lim);
 	c->cb = *cb;
+	c->hs->server = server;
+	c->hs->upper_ok = server && cb->on_http != NULL;
+	c->hs->max_body = c->lim.max_message;
 	c->ud = ud;
 	c->server = server;
 	strcpy(c->peer, "?");
@@ -1532,7 +1770,8 @@ void weft__ws_server_stop(struct weft_ws_server *s)
 	s->stopping = true;
 	uv_close((uv_handle_t *)&s->tcp, listener_close_cb);
 	for (c = s->conns; c; c = c->next) {
-		if (c->state >= ST_DRAIN)
+		/* An answered HTTP request finishes sending on its own. */
+		if (c->state >= ST_DRAIN || (c->state == ST_REQUEST && c->replied))
 			continue;
 		conn_begin_close(c, 1001, "server shutting down", true);
 		if (!c->busy)
@@ -1704,6 +1943,28 @@ void weft__ws_close(struct weft_ws_conn *c, uint16_t code, const char *reason)
 	if (!c->busy)
 		conn_flush(c);
 	conn_kick(c);
+}
+
+int weft__ws_http_reply(struct weft_ws_conn *c, int status, const char *content_type,
+                        const char *extra_headers, const void *body, size_t len)
+{
+	int rc;
+
+	if (!c || (!body && len) || status < 200 || status > 599 || !content_type ||
+	    strpbrk(content_type, "\r\n"))
+		return WEFT_EINVAL;
+	if (c->state != ST_REQUEST || c->replied || c->want_abort)
+		return WEFT_ECLOSED;
+	c->replied = true;
+	c->state_since = uv_now(c->loop);
+	if (http_write(c, status, content_type, extra_headers ? extra_headers : "", body, len,
+	               &rc) != 0) {
+		conn_kick(c);
+		return rc;
+	}
+	conn_set_codes(c, 1000, "response sent");
+	conn_kick(c);
+	return WEFT_OK;
 }
 
 size_t weft__ws_queued(const struct weft_ws_conn *c)

@@ -20,6 +20,21 @@
  * within handshake_timeout_ms is closed. Failures of one connection never
  * affect another.
  *
+ * Plain HTTP: with an on_http callback, the server also takes HTTP/1.1
+ * requests for any path other than /v1/ws and /healthz (the upper layer
+ * routes them; this layer only frames them). Such a request may carry a
+ * body (Content-Length or chunked) of at most max_message bytes: a larger
+ * announced length or chunk is answered 413 before the body is read. The
+ * request goes up complete through on_http; the upper layer answers it
+ * once, now or later (a long poll), with weft__ws_http_reply. Every
+ * response carries "Connection: close" (no keep-alive): after the answer
+ * is written the connection ends, and bytes the client sends after its
+ * request are discarded. A client that closes its connection before the
+ * answer (EOF, even a half-close) is gone: on_close fires. The head of a
+ * request must arrive within handshake_timeout_ms, and its body must keep
+ * arriving (no gap longer than that); an answer that stops draining for
+ * 10 s is dropped.
+ *
  * Threads: everything runs on the thread that runs the uv loop; callbacks
  * fire from that loop. A callback may call weft__ws_send/close on any
  * connection, including the one it was called for.
@@ -46,6 +61,18 @@ struct weft_ws_limits {
 /* Defaults: 16 MiB message, 64 MiB send queue, 10 s handshake, no idle limit. */
 void weft__ws_limits_init(struct weft_ws_limits *l);
 
+/* A plain HTTP request (see on_http). Every pointer is borrowed for the
+ * call; strings are NUL-terminated. */
+struct weft_ws_http_req {
+	const char *method;       /* "POST", "GET", ... */
+	const char *path;         /* the target up to '?' (e.g. "/v1/pull") */
+	const char *query;        /* what follows '?', "" if none (not decoded) */
+	const char *content_type; /* the Content-Type value, trimmed; "" if absent,
+	                             repeated or too long */
+	const uint8_t *body;      /* the body (de-chunked); never NULL */
+	size_t body_len;          /* bytes at body, at most max_message */
+};
+
 struct weft_ws_callbacks {
 	/* Handshake complete; the connection may send. */
 	void (*on_open)(void *ud, struct weft_ws_conn *c);
@@ -58,6 +85,14 @@ struct weft_ws_callbacks {
 	 * is invalid. Fires exactly once per connection that the upper layer
 	 * has seen (via on_open or weft__ws_connect's *out). */
 	void (*on_close)(void *ud, struct weft_ws_conn *c, uint16_t code, const char *reason);
+	/* Optional, server side: one complete plain HTTP request for a path
+	 * other than /v1/ws and /healthz (NULL: those get 404). From this call
+	 * on the upper layer has seen the conn: it answers with
+	 * weft__ws_http_reply (during the call or later), and on_close fires
+	 * once when the connection is gone (after the answer was written, or
+	 * when the client left first). weft__ws_close drops the connection
+	 * without an answer. weft__ws_send does not apply (WEFT_ECLOSED). */
+	void (*on_http)(void *ud, struct weft_ws_conn *c, const struct weft_ws_http_req *req);
 };
 
 /*
@@ -90,6 +125,17 @@ int weft__ws_send(struct weft_ws_conn *c, const void *data, size_t len);
 /* Sends a close frame with code/reason after the queued messages, then
  * closes. Idempotent. */
 void weft__ws_close(struct weft_ws_conn *c, uint16_t code, const char *reason);
+/*
+ * Answers the request of an on_http conn: status (200..599), Content-Type
+ * (a single line), optional extra header lines (each ending in "\r\n"; NULL
+ * for none) and body (copied). Connection: close is always sent: the
+ * connection ends once the answer is written, then on_close fires.
+ * Errors: WEFT_EINVAL (bad arguments), WEFT_ECLOSED (not a request
+ * awaiting its answer: answered already, or the client has gone),
+ * WEFT_ENOMEM (the connection is then dropped).
+ */
+int weft__ws_http_reply(struct weft_ws_conn *c, int status, const char *content_type,
+                        const char *extra_headers, const void *body, size_t len);
 /* Bytes currently queued for sending. */
 size_t weft__ws_queued(const struct weft_ws_conn *c);
 /* The upper layer's pointer for this connection. */

@@ -1,6 +1,8 @@
 /*
  * server.c - `weft serve`: the WebSocket transport around the core's hub
- * (core/hub.h), which holds all of the protocol logic, sans I/O.
+ * (core/hub.h), which holds all of the protocol logic, sans I/O, and
+ * the HTTP fallback on the same port (server/http.h: POST /v1/push and
+ * /v1/pull, one hub session per request).
  *
  * One libuv loop on one thread (deliberately thin for now: issue 7 brings
  * partitions and the work spread over cores). Each loop iteration:
@@ -13,8 +15,12 @@
  *   3. only then does the hub send REJECTs and ACKs to the pushers, CHANGES
  *      to every live connection, and more catch-up to connections whose
  *      send queue has drained.
+ *   4. HTTP requests whose exchange is complete are answered.
  * Nothing uncommitted is ever acknowledged or sent. A connection that
  * sends something malformed gets an ERROR and a close; nobody else notices.
+ *
+ * The hub's io pointer is a struct weft_link (http.h): a WebSocket
+ * connection's (struct ws_link, below) or an HTTP request's.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -32,6 +38,7 @@
 #include "core/authority.h"
 #include "core/hub.h"
 #include "net/ws.h"
+#include "server/http.h"
 #include "server/server.h"
 #include "store/sqlite_store.h"
 
@@ -41,8 +48,9 @@ struct server {
 	struct weft_store *st;
 	struct weft_authority *au;
 	struct weft_hub *hub;
-	uv_check_t commit; /* the group-commit point */
-	uv_timer_t tick;   /* heartbeats */
+	struct weft_http *http; /* POST /v1/push, /v1/pull */
+	uv_check_t commit;      /* the group-commit point */
+	uv_timer_t tick;        /* heartbeats */
 	uv_signal_t sigint;
 	uv_signal_t sigterm;
 	struct weft_ws_limits limits;
@@ -59,6 +67,8 @@ void weft__serve_opts_init(struct weft_serve_opts *o)
 	o->durable = 1;
 	o->max_drift_ms = WEFT_MAX_DRIFT_MS;
 	o->heartbeat_ms = 30000;
+	o->http_pull_budget = (size_t)4 << 20;
+	o->http_max_wait_ms = 30000;
 }
 
 static uint64_t wall_ms(void)
@@ -69,24 +79,30 @@ static uint64_t wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* ---- the hub's transport: one WebSocket connection per session ---- */
+/* ---- the hub's transport: a link per session ---- */
 
 static int io_send(void *ctx, void *io, const uint8_t *data, size_t len)
 {
+	struct weft_link *l = io;
+
 	(void)ctx;
-	return weft__ws_send(io, data, len);
+	return l->ops->send(l, data, len);
 }
 
 static void io_close(void *ctx, void *io, int code, const char *reason)
 {
+	struct weft_link *l = io;
+
 	(void)ctx;
-	weft__ws_close(io, (uint16_t)code, reason);
+	l->ops->close(l, code, reason);
 }
 
 static size_t io_queued(void *ctx, void *io)
 {
+	const struct weft_link *l = io;
+
 	(void)ctx;
-	return weft__ws_queued(io);
+	return l->ops->queued(l);
 }
 
 static void io_log(void *ctx, const char *msg)
@@ -95,37 +111,85 @@ static void io_log(void *ctx, const char *msg)
 	fprintf(stderr, "weft serve: %s\n", msg);
 }
 
+/* ---- WebSocket connections: one session each ---- */
+
+struct ws_link {
+	struct weft_link link;  /* first: the hub's io pointer */
+	struct weft_ws_conn *c; /* the connection */
+	struct weft_ssn *ssn;   /* its session */
+};
+
+static int wl_send(struct weft_link *l, const uint8_t *data, size_t len)
+{
+	return weft__ws_send(((struct ws_link *)l)->c, data, len);
+}
+
+static void wl_close(struct weft_link *l, int code, const char *reason)
+{
+	weft__ws_close(((struct ws_link *)l)->c, (uint16_t)code, reason);
+}
+
+static size_t wl_queued(const struct weft_link *l)
+{
+	return weft__ws_queued(((const struct ws_link *)l)->c);
+}
+
+static void wl_gone(struct weft_link *l)
+{
+	struct ws_link *wl = (struct ws_link *)l;
+
+	weft__ssn_closed(wl->ssn);
+	free(wl);
+}
+
+static const struct weft_link_ops ws_link_ops = {wl_send, wl_close, wl_queued, wl_gone};
+
 static void on_open(void *ud, struct weft_ws_conn *ws)
 {
 	struct server *srv = ud;
-	struct weft_ssn *s;
+	struct ws_link *wl = malloc(sizeof(*wl));
 
-	if (weft__hub_open(srv->hub, ws, wall_ms(), &s) != WEFT_OK) {
+	if (!wl) {
 		weft__ws_close(ws, 1011, "out of memory");
 		return;
 	}
-	weft__ws_set_data(ws, s);
+	wl->link.ops = &ws_link_ops;
+	wl->c = ws;
+	if (weft__hub_open(srv->hub, &wl->link, wall_ms(), &wl->ssn) != WEFT_OK) {
+		free(wl);
+		weft__ws_close(ws, 1011, "out of memory");
+		return;
+	}
+	weft__ws_set_data(ws, &wl->link);
 }
 
 static void on_message(void *ud, struct weft_ws_conn *ws, const uint8_t *data, size_t len)
 {
-	struct weft_ssn *s = weft__ws_get_data(ws);
+	struct weft_link *l = weft__ws_get_data(ws);
 
 	(void)ud;
-	if (s)
-		weft__ssn_recv(s, data, len, wall_ms());
+	if (l && l->ops == &ws_link_ops)
+		weft__ssn_recv(((struct ws_link *)l)->ssn, data, len, wall_ms());
 }
 
+/* Any connection the server has seen (WebSocket or HTTP request) ended. */
 static void on_close(void *ud, struct weft_ws_conn *ws, uint16_t code, const char *reason)
 {
-	struct weft_ssn *s = weft__ws_get_data(ws);
+	struct weft_link *l = weft__ws_get_data(ws);
 
 	(void)ud;
 	(void)code;
 	(void)reason;
-	if (s)
-		weft__ssn_closed(s);
 	weft__ws_set_data(ws, NULL);
+	if (l)
+		l->ops->gone(l);
+}
+
+static void on_http(void *ud, struct weft_ws_conn *ws, const struct weft_ws_http_req *req)
+{
+	struct server *srv = ud;
+
+	weft__http_request(srv->http, ws, req, wall_ms());
 }
 
 /* After all reads of a loop iteration: one group commit for all of them,
@@ -135,6 +199,7 @@ static void on_commit_point(uv_check_t *h)
 	struct server *srv = h->data;
 
 	(void)weft__hub_commit(srv->hub, wall_ms());
+	weft__http_commit_point(srv->http);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -156,6 +221,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	srv->stopping = true;
 	/* Commit what is staged, so what was read is not lost, then stop. */
 	weft__hub_shutdown(srv->hub, wall_ms());
+	weft__http_commit_point(srv->http); /* HTTP requests get their ERROR 5 */
 	weft__ws_server_stop(srv->ws);
 	uv_close((uv_handle_t *)&srv->commit, NULL);
 	uv_close((uv_handle_t *)&srv->tick, NULL);
@@ -194,7 +260,7 @@ static int store_path(const char *dir, char *buf, size_t len)
 int weft__serve(const struct weft_serve_opts *o, char *errbuf, size_t errlen)
 {
 	struct server *srv;
-	struct weft_ws_callbacks cbs = {on_open, on_message, on_close};
+	struct weft_ws_callbacks cbs = {on_open, on_message, on_close, on_http};
 	char path[4096], err[256] = "";
 	uint64_t epoch = 0;
 	int rc;
@@ -251,6 +317,21 @@ int weft__serve(const struct weft_serve_opts *o, char *errbuf, size_t errlen)
 		rc = WEFT_EIO;
 		goto out_free_hub;
 	}
+	{
+		struct weft_http_config hc;
+
+		weft__http_config_init(&hc);
+		hc.pull_budget = o->http_pull_budget;
+		hc.max_wait_ms = o->http_max_wait_ms;
+		hc.max_response = srv->limits.max_send_queue;
+		hc.max_message = srv->limits.max_message;
+		hc.heartbeat_ms = o->heartbeat_ms;
+		rc = weft__http_new(&srv->loop, srv->hub, &hc, &srv->http);
+		if (rc != WEFT_OK) {
+			snprintf(errbuf, errlen, "out of memory");
+			goto out_close_loop;
+		}
+	}
 	rc = weft__ws_server_start(&srv->loop, o->host, o->port, &srv->limits, &cbs, srv, &srv->ws,
 	                           errbuf, errlen);
 	if (rc != WEFT_OK)
@@ -276,6 +357,7 @@ int weft__serve(const struct weft_serve_opts *o, char *errbuf, size_t errlen)
 out_close_loop:
 	uv_run(&srv->loop, UV_RUN_DEFAULT);
 	(void)uv_loop_close(&srv->loop);
+	weft__http_free(srv->http);
 out_free_hub:
 	weft__hub_free(srv->hub);
 out_free_au:
