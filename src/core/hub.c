@@ -509,6 +509,10 @@ void weft__ssn_recv(struct weft_ssn *s, const uint8_t *data, size_t len, uint64_
 	case WEFT_MSG_PING: {
 		uint64_t nonce;
 
+		if (s->state == WEFT_SS_AWAIT_HELLO) {
+			fail(s, WEFT_PERR_PROTOCOL, "PING before HELLO");
+			break;
+		}
 		if (weft__msg_ping_read(&r, nfields, &nonce) != WEFT_OK) {
 			fail(s, WEFT_PERR_PROTOCOL, "malformed PING");
 			break;

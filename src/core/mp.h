@@ -80,8 +80,9 @@ struct mp_reader {
 
 static inline void weft__mp_reader_init(struct mp_reader *r, const void *data, size_t len)
 {
-	r->p = (const uint8_t *)data;
-	r->end = r->p + len;
+	/* An empty buffer may have no storage (NULL): no arithmetic on it. */
+	r->p = data ? (const uint8_t *)data : (const uint8_t *)"";
+	r->end = data ? r->p + len : r->p;
 }
 static inline size_t weft__mp_reader_left(const struct mp_reader *r)
 {

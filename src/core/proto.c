@@ -469,7 +469,8 @@ int weft__msg_error_read(struct mp_reader *r, uint32_t nfields, int64_t *code, c
 {
 	if (nfields < 3)
 		return WEFT_EPROTO;
-	if (weft__mp_read_int(r, code) != WEFT_OK || weft__mp_read_str(r, msg, msg_len) != WEFT_OK)
+	if (weft__mp_read_int(r, code) != WEFT_OK ||
+	    weft__mp_read_str(r, msg, msg_len) != WEFT_OK || *msg_len > WEFT_MAX_REASON)
 		return WEFT_EPROTO;
 	return weft__msg_skip_rest(r, nfields, 3);
 }

@@ -217,7 +217,8 @@ int weft__msg_reject_read(struct mp_reader *r, uint32_t nfields, struct weft_rej
 
 /* CHANGES [5, [unit...], cursor, progress]: the header for n units (the
  * caller writes the units next, then weft__msg_changes_end). `progress`,
- * present during catch-up only, is [done, total] in log positions. */
+ * present during catch-up only, is [done, total] in log positions: pass
+ * progress = true to begin exactly when passing total > 0 to end. */
 void weft__msg_changes_begin(struct mp_buf *b, uint32_t nunits, bool progress);
 void weft__msg_changes_end(struct mp_buf *b, const struct weft_cursor *c, uint64_t done,
                            uint64_t total);
