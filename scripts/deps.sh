@@ -6,7 +6,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config libuv1-dev libwslay-dev libhttp-parser-dev
       libjansson-dev libsqlite3-dev libssl-dev zlib1g-dev)
 if [ "${1:-build}" = test ]; then
-  pkgs+=(libcmocka-dev python3 clang libclang-rt-14-dev clang-format emscripten faketime)
+  pkgs+=(libcmocka-dev python3 clang libclang-rt-14-dev clang-format emscripten faketime
+           libmsgpack-dev)
 fi
 
 missing=()
