@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: formatting, a warning-free build, the core
 # compiled with emscripten (proof that it stays dependency-free), every
-# test under ASan+UBSan, and every test again under TSan.
-# Heavier runs: WEFT_TEST_ROUNDS=100000 for longer model tests, and
-# scripts/fuzz.sh for libFuzzer.
+# test under ASan+UBSan, every test again under TSan (the Promela model is
+# checked with spin as one of the tests), every libFuzzer target for 20 s (WEFT_FUZZ_SECONDS), and a release build
+# installed and linked through pkg-config.
+# Heavier runs: WEFT_TEST_ROUNDS=100000 for longer model tests,
+# WEFT_SIM_SEEDS=100000 for the protocol simulator, and scripts/fuzz.sh 600
+# for libFuzzer (README.md, "Longer runs").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -30,6 +33,9 @@ echo "== every test again under TSan (the writer thread, the servers' clients)"
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan -j"$jobs"
 ctest --preset tsan -j"$jobs"
+
+echo "== every libFuzzer target for a bounded time under ASan+UBSan (clang)"
+scripts/fuzz.sh "${WEFT_FUZZ_SECONDS:-20}"
 
 echo "== release build, install, and a consumer built through pkg-config"
 cmake --preset release >/dev/null
