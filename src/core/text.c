@@ -529,9 +529,12 @@ static void split_run(struct weft_text *t, struct loc *l)
 	struct chunk *c = t->chunks[l->ci];
 	struct run *r = &c->runs[l->ri], *n;
 	const struct agent *ag = &t->agents[r->agent];
-	uint32_t k = l->off, kb;
+	uint32_t k = l->off, kb = 0;
 
-	kb = r->blen == r->len ? k : (uint32_t)utf8_skip(ag->content + r->boff, r->blen, k);
+	/* A run without content (deleted, loaded without it) has no bytes to
+	 * split, and its boff means nothing. */
+	if (r->blen)
+		kb = r->blen == r->len ? k : (uint32_t)utf8_skip(ag->content + r->boff, r->blen, k);
 	memmove(r + 2, r + 1, (c->n - l->ri - 1) * sizeof(*r));
 	c->n++;
 	n = r + 1;
