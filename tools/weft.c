@@ -54,6 +54,7 @@ enum {
 	OPT_HASH = 1u << 5,
 	OPT_NO_FSYNC = 1u << 6,
 	OPT_MAX_DRIFT = 1u << 7,
+	OPT_SNAPSHOT_MIN = 1u << 8,
 };
 
 struct optdef {
@@ -71,6 +72,7 @@ static const struct optdef optdefs[] = {
     {"hash", OPT_HASH, false},
     {"no-fsync", OPT_NO_FSYNC, false},
     {"max-drift", OPT_MAX_DRIFT, true},
+    {"snapshot-min", OPT_SNAPSHOT_MIN, true},
 };
 
 /* The parsed command line of one run. */
@@ -84,6 +86,7 @@ struct cli {
 	const char *listen;       /* --listen */
 	const char *data;         /* --data */
 	const char *max_drift;    /* --max-drift, as given */
+	const char *snapshot_min; /* --snapshot-min, as given */
 	const char *pos[MAX_POS]; /* positional arguments */
 	int npos;                 /* number of them */
 };
@@ -115,11 +118,12 @@ static int cmd_dump(struct cli *c);
 static const struct command commands[] = {
     {
         .name = "serve",
-        .opts = OPT_LISTEN | OPT_DATA | OPT_NO_FSYNC | OPT_MAX_DRIFT,
+        .opts = OPT_LISTEN | OPT_DATA | OPT_NO_FSYNC | OPT_MAX_DRIFT | OPT_SNAPSHOT_MIN,
         .required = 0,
         .min_pos = 0,
         .max_pos = 0,
-        .synopsis = "weft serve [--listen HOST:PORT] [--data DIR] [--no-fsync] [--max-drift S]",
+        .synopsis = "weft serve [--listen HOST:PORT] [--data DIR] [--no-fsync] [--max-drift S]\n"
+                    "           [--snapshot-min N]",
         .help =
             "Runs the sync server until SIGINT or SIGTERM (then exits 0).\n"
             "\n"
@@ -134,6 +138,9 @@ static const struct command commands[] = {
             "  --max-drift S       re-stamp ops whose clock is more than S seconds ahead of\n"
             "                      the server's (default 60), so a replica with a clock\n"
             "                      far in the future cannot win every conflict.\n"
+            "  --snapshot-min N    a replica with no usable cursor gets the documents'\n"
+            "                      states instead of the whole change log once the log\n"
+            "                      holds N units or more (default 1000).\n"
             "\n"
             "Once listening, prints one line to stdout:\n"
             "  weft serve: listening on HOST:PORT\n",
@@ -498,6 +505,9 @@ static void opt_store(struct cli *c, unsigned bit, const char *value)
 	case OPT_MAX_DRIFT:
 		c->max_drift = value;
 		break;
+	case OPT_SNAPSHOT_MIN:
+		c->snapshot_min = value;
+		break;
 	default: /* flags: only their bit in c->seen */
 		break;
 	}
@@ -765,6 +775,17 @@ static int cmd_serve(struct cli *c)
 			    c, "--max-drift: '%s' is not a non-negative number of seconds",
 			    c->max_drift);
 		o.max_drift_ms = (uint64_t)ms;
+	}
+	if (c->snapshot_min != NULL) {
+		char *end;
+		unsigned long long n;
+
+		errno = 0;
+		n = strtoull(c->snapshot_min, &end, 10);
+		if (errno != 0 || end == c->snapshot_min || *end != '\0' ||
+		    c->snapshot_min[0] == '-')
+			return usage_err(c, "--snapshot-min: '%s' is not a count", c->snapshot_min);
+		o.snapshot_min = n;
 	}
 	o.on_listen = on_listen;
 	o.ctx = NULL;

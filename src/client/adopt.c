@@ -1,7 +1,8 @@
 /*
  * adopt.c - a replica adopting the server's view: the authoritative state
- * of a document (after the server re-stamped one of our ops), and the
- * clock correction measured at the handshake.
+ * of a document (after the server re-stamped or rejected one of our ops),
+ * a snapshot state joined into ours (initial sync), and the clock
+ * correction measured at the handshake.
  *
  * Adopting a state replaces the document, then re-applies our own ops on
  * it that the server has not acknowledged yet, so local writes in flight
@@ -83,6 +84,48 @@ int weft__db_adopt_state(weft_db *db, const char *coll, size_t coll_len, const c
 	if ((rc = before.err) == WEFT_OK)
 		rc = weft__writer_doc_put(db->w, coll, coll_len, id, id_len, before.data,
 		                          before.len);
+out_free:
+	weft__mp_buf_free(&before);
+	weft__mp_buf_free(&after);
+	return rc;
+}
+
+int weft__db_merge_state(weft_db *db, const char *coll, size_t coll_len, const char *id,
+                         size_t id_len, const void *state, size_t len, enum weft_doc_change *change,
+                         struct weft_doc **doc)
+{
+	struct mp_buf before, after;
+	struct weft_doc *d;
+	bool was, now, changed = false;
+	int rc;
+
+	weft__mp_buf_init(&before, db->alloc, 0);
+	weft__mp_buf_init(&after, db->alloc, 0);
+	d = weft__docset_find(db->docs, coll, coll_len, id, id_len);
+	was = d && weft__doc_visible(d);
+	if ((rc = view(d, &before)) != WEFT_OK)
+		goto out_free;
+	rc = weft__docset_merge_state(db->docs, coll, coll_len, id, id_len, state, len, &changed,
+	                              &d);
+	if (rc != WEFT_OK) {
+		rc = rc == WEFT_ECORRUPT ? WEFT_EPROTO : rc; /* bad bytes from the server */
+		goto out_free;
+	}
+	now = d && weft__doc_visible(d);
+	if ((rc = view(d, &after)) != WEFT_OK)
+		goto out_free;
+	if (!was && now)
+		*change = WEFT_DOC_INSERTED;
+	else if (was && !now)
+		*change = WEFT_DOC_DELETED;
+	else if (now &&
+	         (before.len != after.len || memcmp(before.data, after.data, after.len) != 0))
+		*change = WEFT_DOC_UPDATED;
+	else
+		*change = WEFT_DOC_NONE;
+	*doc = d;
+	if (changed)
+		rc = weft__db_persist_doc(db, d);
 out_free:
 	weft__mp_buf_free(&before);
 	weft__mp_buf_free(&after);

@@ -82,6 +82,14 @@ int weft__db_adopt_state(weft_db *db, const char *coll, size_t coll_len, const c
                          size_t id_len, const void *state, size_t len, enum weft_doc_change *change,
                          struct weft_doc **doc);
 
+/* Joins a document state from a SNAPSHOT (initial sync) into the
+ * replica's document (client/adopt.c) and queues the result for the
+ * store. *change tells what became visible. Errors: WEFT_EPROTO (bad
+ * state bytes), WEFT_ENOMEM, writer errors. */
+int weft__db_merge_state(weft_db *db, const char *coll, size_t coll_len, const char *id,
+                         size_t id_len, const void *state, size_t len, enum weft_doc_change *change,
+                         struct weft_doc **doc);
+
 /* Handshake clock correction: the server's time and accepted drift, and
  * when the HELLO left and the WELCOME arrived by our wall clock. */
 int weft__db_clock_sync(weft_db *db, uint64_t server_ms, uint64_t max_drift_ms, uint64_t sent_ms,

@@ -167,6 +167,17 @@ static int h_adopt(void *ctx, const char *coll, size_t clen, const char *id, siz
 	return rc == WEFT_OK ? deliver(s, ch, d) : rc;
 }
 
+static int h_merge(void *ctx, const char *coll, size_t clen, const char *id, size_t ilen,
+                   const void *state, size_t len)
+{
+	struct session *s = ctx;
+	enum weft_doc_change ch;
+	struct weft_doc *d;
+	int rc = weft__db_merge_state(s->db, coll, clen, id, ilen, state, len, &ch, &d);
+
+	return rc == WEFT_OK ? deliver(s, ch, d) : rc;
+}
+
 static int h_rejected(void *ctx, const struct weft_reject *j)
 {
 	struct session *s = ctx;
@@ -392,6 +403,7 @@ static int run(weft_db *db, const char *url, int timeout_ms, bool watch, const c
 		    .rejected = h_rejected,
 		    .restamped = h_restamped,
 		    .adopt = h_adopt,
+		    .merge = h_merge,
 		    .apply = h_apply,
 		    .cursor = h_cursor,
 		    .clock = h_clock,

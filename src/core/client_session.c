@@ -10,6 +10,8 @@
 #include "core/client_session.h"
 
 static const char *const client_caps[] = {"txn", "reject", "ping", "progress", NULL};
+static const char *const client_caps_snap[] = {"txn",      "reject",   "ping",
+                                               "progress", "snapshot", NULL};
 
 void weft__cs_init(struct weft_cs *cs, const struct weft_cs_host *host, const struct weft_alloc *a,
                    uint64_t own_max_message)
@@ -78,7 +80,7 @@ int weft__cs_connected(struct weft_cs *cs, uint64_t now_ms)
 	memset(&h, 0, sizeof(h));
 	h.version = WEFT_PROTO_VERSION;
 	cs->host.hello(cs->host.ctx, &h);
-	h.cap_names = client_caps;
+	h.cap_names = cs->host.merge ? client_caps_snap : client_caps;
 	weft__msg_hello_write(&cs->out, &h);
 	cs->state = WEFT_CS_HELLO_SENT;
 	cs->pushed_any = false;
@@ -203,9 +205,35 @@ static int on_changes(struct weft_cs *cs, struct mp_reader *r, uint32_t nfields)
 			                         : host_failed(cs, rc, "applying CHANGES");
 	}
 	if (c.has_progress && cs->host.progress)
-		cs->host.progress(cs->host.ctx, c.done, c.total);
+		cs->host.progress(cs->host.ctx, false, c.done, c.total);
 	if ((rc = cs->host.cursor(cs->host.ctx, &c.cursor, false)) != WEFT_OK)
 		return host_failed(cs, rc, "storing the cursor");
+	return WEFT_OK;
+}
+
+static int on_snapshot(struct weft_cs *cs, struct mp_reader *r, uint32_t nfields)
+{
+	struct weft_snapshot sn;
+	int rc;
+
+	if (cs->state != WEFT_CS_CATCHING_UP || !cs->host.merge)
+		return fail(cs, WEFT_EPROTO, "unexpected SNAPSHOT");
+	if (weft__msg_snapshot_read(r, nfields, &sn) != WEFT_OK)
+		return fail(cs, WEFT_EPROTO, "malformed SNAPSHOT");
+	for (uint32_t i = 0; i < sn.nstates; i++) {
+		const char *coll, *id;
+		size_t clen, ilen, slen;
+		const void *st;
+
+		(void)weft__msg_doc_state_read(&sn.states, &coll, &clen, &id, &ilen, &st, &slen);
+		rc = cs->host.merge(cs->host.ctx, coll, clen, id, ilen, st, slen);
+		if (rc != WEFT_OK)
+			return rc == WEFT_EPROTO || rc == WEFT_ECORRUPT
+			           ? fail(cs, WEFT_EPROTO, "bad document state in SNAPSHOT")
+			           : host_failed(cs, rc, "merging a snapshot");
+	}
+	if (cs->host.progress)
+		cs->host.progress(cs->host.ctx, true, sn.done, sn.total);
 	return WEFT_OK;
 }
 
@@ -295,6 +323,9 @@ int weft__cs_recv(struct weft_cs *cs, const uint8_t *data, size_t len, uint64_t 
 		break;
 	case WEFT_MSG_CHANGES:
 		rc = on_changes(cs, &r, nfields);
+		break;
+	case WEFT_MSG_SNAPSHOT:
+		rc = on_snapshot(cs, &r, nfields);
 		break;
 	case WEFT_MSG_SYNCED: {
 		struct weft_cursor cur;

@@ -66,6 +66,11 @@ struct weft_cs_host {
 	int (*restamped)(void *ctx, uint32_t inc, uint64_t seq, uint64_t hlc);
 	int (*adopt)(void *ctx, const char *coll, size_t clen, const char *id, size_t ilen,
 	             const void *state, size_t len);
+	/* Optional: a document state of a SNAPSHOT, to join (lattice join,
+	 * weft__docset_merge_state) into the replica's document. Without it
+	 * the session does not announce "snapshot" and gets the log instead. */
+	int (*merge)(void *ctx, const char *coll, size_t clen, const char *id, size_t ilen,
+	             const void *state, size_t len);
 	/* One committed unit from the server (apply every op; idempotent). */
 	int (*apply)(void *ctx, const struct weft_unit *u);
 	/* A cursor to store (after the units before it were applied). */
@@ -73,8 +78,9 @@ struct weft_cs_host {
 	/* WELCOME's clock: see docs/PROTOCOL.md "Clock correction". */
 	int (*clock)(void *ctx, uint64_t server_time_ms, uint64_t max_drift_ms,
 	             uint64_t hello_sent_ms, uint64_t now_ms);
-	/* Optional: catch-up progress in log positions. */
-	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	/* Optional: catch-up progress, in log positions (snapshot false) or
+	 * in documents (snapshot true). */
+	void (*progress)(void *ctx, bool snapshot, uint64_t done, uint64_t total);
 	/* Transport. send: non-zero means the connection is failing. */
 	int (*send)(void *ctx, const uint8_t *data, size_t len);
 	void (*close)(void *ctx, int code, const char *reason);

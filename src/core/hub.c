@@ -20,6 +20,14 @@
 #include "weft/weft.h"
 #include "core/hub.h"
 
+/* One document of a snapshot, by key: the documents themselves may be
+ * replaced in the docset between chunks. */
+struct snapkey {
+	char *coll; /* owned, NUL-terminated */
+	char *id;
+	size_t coll_len, id_len;
+};
+
 struct weft_ssn {
 	struct weft_ssn *next; /* the hub's list */
 	struct weft_ssn *prev;
@@ -34,6 +42,8 @@ struct weft_ssn {
 	struct mp_buf restate; /* [collection, id] pairs whose state goes in
 	                          the next ACK (re-pushed far-future ops) */
 	uint32_t nrestate;
+	struct snapkey *snap; /* snapshot: the documents to send (owned) */
+	size_t nsnap, snap_next;
 	uint64_t caught;       /* catch-up: last position sent */
 	uint64_t catch_start;  /* catch-up: where it started (progress) */
 	uint64_t last_recv_ms; /* heartbeat */
@@ -55,7 +65,7 @@ struct weft_hub {
 	struct weft_hub_stats stats;
 };
 
-static const char *const server_caps[] = {"txn", "reject", "ping", "progress", NULL};
+static const char *const server_caps[] = {"txn", "reject", "ping", "progress", "snapshot", NULL};
 
 void weft__hub_config_init(struct weft_hub_config *c)
 {
@@ -68,6 +78,7 @@ void weft__hub_config_init(struct weft_hub_config *c)
 	c->catchup_window = 4u << 20;
 	c->catchup_chunk = 512u << 10;
 	c->catchup_units = 2000;
+	c->snapshot_min = 1000;
 }
 
 int weft__hub_new(struct weft_authority *au, const struct weft_hub_config *cfg,
@@ -91,10 +102,22 @@ int weft__hub_new(struct weft_authority *au, const struct weft_hub_config *cfg,
 	return WEFT_OK;
 }
 
+static void snap_free(struct weft_ssn *s)
+{
+	for (size_t i = 0; i < s->nsnap; i++) {
+		weft__free(s->hub->alloc, s->snap[i].coll);
+		weft__free(s->hub->alloc, s->snap[i].id);
+	}
+	weft__free(s->hub->alloc, s->snap);
+	s->snap = NULL;
+	s->nsnap = s->snap_next = 0;
+}
+
 static void ssn_free(struct weft_ssn *s)
 {
 	struct weft_hub *hub = s->hub;
 
+	snap_free(s);
 	s->prev->next = s->next;
 	s->next->prev = s->prev;
 	weft__mp_buf_free(&s->restate);
@@ -248,6 +271,90 @@ static int chunk_unit(void *ctx, uint64_t pos, const void *val, size_t len)
 	return WEFT_OK;
 }
 
+/* Copies the keys of every document, in (collection, id) order. */
+static int snap_build(struct weft_ssn *s)
+{
+	struct weft_hub *hub = s->hub;
+	struct weft_docset *ds = weft__authority_docs(hub->au);
+	struct weft_doc **list;
+	size_t n;
+	int rc;
+
+	if ((rc = weft__docset_list(ds, &list, &n)) != WEFT_OK)
+		return rc;
+	if (n == 0) {
+		weft__docset_free_list(ds, list);
+		return WEFT_OK; /* nothing to send: s->snap stays NULL */
+	}
+	s->snap = weft__zalloc(hub->alloc, n * sizeof(*s->snap));
+	if (!s->snap) {
+		weft__docset_free_list(ds, list);
+		return WEFT_ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *c, *id;
+		size_t clen, ilen;
+		struct snapkey *k = &s->snap[s->nsnap];
+
+		weft__doc_key(list[i], &c, &clen, &id, &ilen);
+		k->coll = weft__strndup(hub->alloc, c, clen);
+		k->id = weft__strndup(hub->alloc, id, ilen);
+		s->nsnap++;
+		if (!k->coll || !k->id) {
+			weft__docset_free_list(ds, list);
+			snap_free(s);
+			return WEFT_ENOMEM;
+		}
+		k->coll_len = clen;
+		k->id_len = ilen;
+	}
+	weft__docset_free_list(ds, list);
+	return WEFT_OK;
+}
+
+/* One SNAPSHOT chunk: the current states of the next documents. Only at a
+ * point where nothing is staged, since staged units are in the documents
+ * and must not leave before their commit. */
+static int snap_chunk(struct weft_ssn *s)
+{
+	struct weft_hub *hub = s->hub;
+	struct weft_docset *ds = weft__authority_docs(hub->au);
+	struct mp_buf body;
+	size_t end = s->snap_next;
+	uint32_t n = 0;
+	int rc;
+
+	weft__mp_buf_init(&body, hub->alloc, 0);
+	while (end < s->nsnap && n < hub->cfg.catchup_units && body.len < hub->cfg.catchup_chunk) {
+		const struct snapkey *k = &s->snap[end++];
+		struct weft_doc *d = weft__docset_find(ds, k->coll, k->coll_len, k->id, k->id_len);
+
+		if (!d)
+			continue;
+		weft__mp_buf_reset(&hub->state);
+		weft__doc_encode_full(d, &hub->state);
+		if (hub->state.err) {
+			body.err = hub->state.err;
+			break;
+		}
+		weft__msg_doc_state_write(&body, k->coll, k->coll_len, k->id, k->id_len,
+		                          hub->state.data, hub->state.len);
+		n++;
+	}
+	if ((rc = body.err) == WEFT_OK) {
+		weft__msg_snapshot_begin(&hub->out, n);
+		weft__mp_write_raw(&hub->out, body.data, body.len);
+		weft__msg_snapshot_end(&hub->out, end, s->nsnap);
+		hub->stats.snapshots++;
+		if (send_out(s) == WEFT_OK)
+			s->snap_next = end;
+	}
+	weft__mp_buf_free(&body);
+	if (s->snap_next == s->nsnap)
+		snap_free(s); /* done: the log from where it started follows */
+	return rc;
+}
+
 /*
  * Sends catch-up chunks while the transport has room, and SYNCED once the
  * log head is reached (the session is live from then on). Returns a store
@@ -260,7 +367,14 @@ static int catch_up(struct weft_ssn *s)
 	int rc = WEFT_OK;
 
 	weft__mp_buf_init(&ck.units, hub->alloc, 0);
-	while (usable(s) && s->state == WEFT_SS_CATCHING_UP) {
+	while (usable(s) && s->state == WEFT_SS_CATCHING_UP && s->snap) {
+		if (weft__authority_staged(hub->au) > 0 ||
+		    hub->io.queued(hub->io.ctx, s->io) >= hub->cfg.catchup_window)
+			break; /* resumed at a later commit point */
+		if ((rc = snap_chunk(s)) != WEFT_OK)
+			break;
+	}
+	while (rc == WEFT_OK && usable(s) && s->state == WEFT_SS_CATCHING_UP && !s->snap) {
 		struct weft_cursor head = weft__authority_cursor(hub->au);
 
 		if (s->caught >= head.pos) {
@@ -349,6 +463,21 @@ static void on_hello(struct weft_ssn *s, struct mp_reader *r, uint32_t nfields, 
 		s->caught = h.cursor.pos;
 	s->catch_start = s->caught;
 	s->state = WEFT_SS_CATCHING_UP;
+	/*
+	 * No usable cursor and a long log: the current documents, then the log
+	 * from here. A document changed meanwhile is in both, which is
+	 * harmless: applying is idempotent.
+	 */
+	if (s->caught == 0 && head.pos > 0 && head.pos >= hub->cfg.snapshot_min &&
+	    weft__caps_has(&h.caps, h.ncaps, "snapshot")) {
+		if (snap_build(s) != WEFT_OK) {
+			fail(s, WEFT_PERR_INTERNAL, "out of memory");
+			return;
+		}
+		s->caught = s->catch_start = head.pos;
+		if (!s->snap) /* no documents at all */
+			s->caught = s->catch_start = 0;
+	}
 	(void)catch_up(s);
 }
 

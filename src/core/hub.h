@@ -16,6 +16,11 @@
  *   reached: SYNCED)-->  WEFT_SS_LIVE;  any state --(ERROR, BYE, transport
  *   gone)--> WEFT_SS_CLOSED.
  *
+ * A replica with no usable cursor (none, or another store's) that
+ * announced the "snapshot" capability first gets the current documents as
+ * SNAPSHOT chunks (when the log is long enough for that to be cheaper),
+ * then the log from the position the snapshot started at.
+ *
  * While catching up, a session reads the change log from its cursor in
  * chunks, no faster than the transport drains (struct weft_hub_io.queued
  * against weft_hub_config.catchup_window), and receives no realtime
@@ -53,9 +58,13 @@ struct weft_hub_config {
 	size_t catchup_window;  /* catch-up pauses while the transport holds this much */
 	size_t catchup_chunk;   /* a CHANGES chunk closes at this many bytes ... */
 	uint32_t catchup_units; /* ... or this many units */
+	uint64_t snapshot_min;  /* a replica with no usable cursor that can take
+	                           SNAPSHOT gets document states instead of the
+	                           log when the log holds at least this many
+	                           units (UINT64_MAX: never) */
 };
 
-/* Defaults: 16 MiB, 10000, 1000, 60 s, 30 s, 4 MiB, 512 KiB, 2000. */
+/* Defaults: 16 MiB, 10000, 1000, 60 s, 30 s, 4 MiB, 512 KiB, 2000, 1000. */
 void weft__hub_config_init(struct weft_hub_config *c);
 
 /* The transport, as the hub sees it. `io` is the transport's pointer for
@@ -78,16 +87,17 @@ struct weft_hub_io {
 
 /* Counters, for tests and the operator. */
 struct weft_hub_stats {
-	uint64_t sessions; /* sessions opened */
-	uint64_t units;    /* units committed */
-	uint64_t rejected; /* units rejected */
-	uint64_t dups;     /* duplicate units (re-pushed) */
-	uint64_t gaps;     /* units whose seq skipped past the mark */
-	uint64_t commits;  /* successful group commits */
-	uint64_t failures; /* failed group commits */
-	uint64_t timeouts; /* sessions closed for silence */
-	uint64_t catchups; /* CHANGES chunks read from the log */
-	uint64_t protocol; /* sessions closed for a protocol error */
+	uint64_t sessions;  /* sessions opened */
+	uint64_t units;     /* units committed */
+	uint64_t rejected;  /* units rejected */
+	uint64_t dups;      /* duplicate units (re-pushed) */
+	uint64_t gaps;      /* units whose seq skipped past the mark */
+	uint64_t commits;   /* successful group commits */
+	uint64_t failures;  /* failed group commits */
+	uint64_t timeouts;  /* sessions closed for silence */
+	uint64_t catchups;  /* CHANGES chunks read from the log */
+	uint64_t snapshots; /* SNAPSHOT chunks sent */
+	uint64_t protocol;  /* sessions closed for a protocol error */
 };
 
 /*

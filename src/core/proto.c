@@ -538,3 +538,27 @@ int weft__msg_bye_read(struct mp_reader *r, uint32_t nfields, const char **reaso
 		return WEFT_EPROTO;
 	return weft__msg_skip_rest(r, nfields, 2);
 }
+
+void weft__msg_snapshot_begin(struct mp_buf *b, uint32_t nstates)
+{
+	weft__mp_write_array(b, 4);
+	weft__mp_write_uint(b, WEFT_MSG_SNAPSHOT);
+	weft__mp_write_array(b, nstates);
+}
+
+void weft__msg_snapshot_end(struct mp_buf *b, uint64_t done, uint64_t total)
+{
+	weft__mp_write_uint(b, done);
+	weft__mp_write_uint(b, total);
+}
+
+int weft__msg_snapshot_read(struct mp_reader *r, uint32_t nfields, struct weft_snapshot *s)
+{
+	memset(s, 0, sizeof(*s));
+	weft__mp_reader_init(&s->states, r->p, 0);
+	if (nfields < 4 || read_list(r, &s->states, &s->nstates, true) != WEFT_OK ||
+	    weft__mp_read_uint(r, &s->done) != WEFT_OK ||
+	    weft__mp_read_uint(r, &s->total) != WEFT_OK || s->done > s->total)
+		return WEFT_EPROTO;
+	return weft__msg_skip_rest(r, nfields, 4);
+}

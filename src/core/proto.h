@@ -43,7 +43,8 @@ enum weft_msg_type {
 	WEFT_MSG_PING = 9,
 	WEFT_MSG_PONG = 10,
 	WEFT_MSG_BYE = 11,
-	WEFT_MSG_LAST = 11, /* the highest type this version knows */
+	WEFT_MSG_SNAPSHOT = 12,
+	WEFT_MSG_LAST = 12, /* the highest type this version knows */
 	/* Types up to this are well-formed; a peer ignores a type it does not
 	 * know (a later version's message), so versions can add messages. */
 	WEFT_MSG_TYPE_MAX = 255
@@ -232,6 +233,24 @@ struct weft_changes {
 /* Validates the structure of every unit (not the ops inside).
  * Errors: WEFT_EPROTO. */
 int weft__msg_changes_read(struct mp_reader *r, uint32_t nfields, struct weft_changes *c);
+
+/*
+ * SNAPSHOT [12, [[collection, id, state]...], done, total]: a chunk of an
+ * initial sync from document states (the state is weft__doc_encode_full's),
+ * sent after WELCOME and before any CHANGES to a replica that has no
+ * usable cursor and announced the "snapshot" capability. done/total count
+ * documents. Writing: weft__msg_snapshot_begin, n weft__msg_doc_state_write,
+ * weft__msg_snapshot_end.
+ */
+void weft__msg_snapshot_begin(struct mp_buf *b, uint32_t nstates);
+void weft__msg_snapshot_end(struct mp_buf *b, uint64_t done, uint64_t total);
+struct weft_snapshot {
+	struct mp_reader states; /* nstates entries: weft__msg_doc_state_read */
+	uint32_t nstates;
+	uint64_t done, total;
+};
+/* Validates every entry's shape. Errors: WEFT_EPROTO. */
+int weft__msg_snapshot_read(struct mp_reader *r, uint32_t nfields, struct weft_snapshot *s);
 
 /* PUSH [3, [unit...]]: header for n units; the units follow. */
 void weft__msg_push_begin(struct mp_buf *b, uint32_t nunits);

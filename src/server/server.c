@@ -67,6 +67,7 @@ void weft__serve_opts_init(struct weft_serve_opts *o)
 	o->durable = 1;
 	o->max_drift_ms = WEFT_MAX_DRIFT_MS;
 	o->heartbeat_ms = 30000;
+	o->snapshot_min = 1000;
 	o->http_pull_budget = (size_t)4 << 20;
 	o->http_max_wait_ms = 30000;
 }
@@ -306,6 +307,7 @@ int weft__serve(const struct weft_serve_opts *o, char *errbuf, size_t errlen)
 		cfg.max_message = srv->limits.max_message;
 		cfg.max_drift_ms = o->max_drift_ms;
 		cfg.heartbeat_ms = o->heartbeat_ms;
+		cfg.snapshot_min = o->snapshot_min;
 		rc = weft__hub_new(srv->au, &cfg, &io, NULL, &srv->hub);
 		if (rc != WEFT_OK) {
 			snprintf(errbuf, errlen, "out of memory");

@@ -20,6 +20,9 @@ struct weft_serve_opts {
 	int durable;               /* 1 (default): fsync before acknowledging */
 	uint64_t max_drift_ms;     /* re-stamp ops whose HLC leads the server's
 	                              clock by more; default WEFT_MAX_DRIFT_MS (60 s) */
+	uint64_t snapshot_min;     /* a replica with no usable cursor gets document
+	                              states (SNAPSHOT) instead of the log once it
+	                              holds this many units; default 1000 */
 	uint64_t heartbeat_ms;     /* announced in WELCOME; a connection silent for
 	                              3 of these is closed; default 30000, 0 = never */
 	size_t http_pull_budget;   /* POST /v1/pull stops adding catch-up CHANGES

@@ -429,6 +429,118 @@ static void test_paced_catch_up(void **state)
 	env_close(&e);
 }
 
+static void snap_config(struct weft_hub_config *cfg)
+{
+	cfg->catchup_units = 2; /* two documents per SNAPSHOT chunk */
+	cfg->catchup_window = 1; /* one chunk per drain */
+	cfg->snapshot_min = 10;
+}
+
+/*
+ * A replica with no cursor that can take SNAPSHOT gets the documents'
+ * states, then SYNCED at the head (the log is not replayed); one that
+ * cannot gets the log. A unit committed while the snapshot is under way
+ * comes through the log from where the snapshot started.
+ */
+static void test_snapshot_initial_sync(void **state)
+{
+	static const char *const ids[] = {"a", "b", "c", "d", "e"};
+	static const char *const caps[] = {"snapshot", NULL};
+	struct env e;
+	struct fconn *w, *fresh, *old;
+	struct mp_reader r;
+	uint32_t nf;
+	uint64_t docs = 0, last_done = 0;
+	int type, changes = 0;
+	bool synced = false;
+
+	(void)state;
+	env_open(&e, snap_config);
+	w = conn(&e);
+	hello(&e, w, 5, NULL);
+	for (uint64_t s = 1; s <= 40; s++) {
+		weft__msg_push_begin(&e.b, 1);
+		op(&e.b, 5, s, ids[s % 5]);
+		recv_buf(w, &e.b, T0);
+	}
+	assert_int_equal(weft__hub_commit(e.hub, T0), WEFT_OK);
+
+	fresh = conn(&e);
+	{
+		struct weft_hello h = {.version = 1, .replica = 6, .incarnation = 1};
+
+		h.cap_names = caps;
+		weft__msg_hello_write(&e.b, &h);
+		recv_buf(fresh, &e.b, T0);
+	}
+	/* One more unit before the snapshot is done. */
+	weft__msg_push_begin(&e.b, 1);
+	op(&e.b, 5, 41, "z");
+	recv_buf(w, &e.b, T0);
+	fresh->queued = 0;
+	assert_int_equal(weft__hub_commit(e.hub, T0), WEFT_OK);
+	for (int round = 0; round < 10 && !synced; round++) {
+		while ((type = next(fresh, &r, &nf)) != 0) {
+			if (type == WEFT_MSG_SNAPSHOT) {
+				struct weft_snapshot sn;
+
+				assert_int_equal(changes, 0); /* states come first */
+				assert_int_equal(weft__msg_snapshot_read(&r, nf, &sn), WEFT_OK);
+				assert_true(sn.nstates <= 2);
+				assert_true(sn.done > last_done);
+				assert_int_equal(sn.total, 5);
+				last_done = sn.done;
+				docs += sn.nstates;
+			} else if (type == WEFT_MSG_CHANGES) {
+				struct weft_changes ch;
+				struct weft_unit u;
+				struct weft_op o;
+
+				assert_int_equal(weft__msg_changes_read(&r, nf, &ch), WEFT_OK);
+				assert_int_equal(ch.nunits, 1); /* only the unit after the start */
+				assert_int_equal(weft__unit_read(&ch.units, &u), WEFT_OK);
+				assert_int_equal(weft__op_decode(&u.ops, &o), WEFT_OK);
+				assert_int_equal(o.seq, 41);
+				changes++;
+			} else if (type == WEFT_MSG_SYNCED) {
+				struct weft_cursor cur;
+
+				assert_int_equal(weft__msg_synced_read(&r, nf, &cur), WEFT_OK);
+				assert_int_equal(cur.pos, 41);
+				synced = true;
+			}
+		}
+		fresh->queued = 0;
+		assert_int_equal(weft__hub_commit(e.hub, T0), WEFT_OK);
+	}
+	assert_true(synced);
+	assert_int_equal(docs, 5);
+	assert_int_equal(changes, 1);
+	assert_true(weft__hub_stats(e.hub)->snapshots >= 3);
+
+	/* Without the capability: the log. */
+	old = conn(&e);
+	hello(&e, old, 7, NULL);
+	changes = 0;
+	for (int round = 0; round < 30; round++) {
+		old->queued = 0;
+		assert_int_equal(weft__hub_commit(e.hub, T0), WEFT_OK);
+	}
+	while ((type = next(old, &r, &nf)) != 0) {
+		assert_int_not_equal(type, WEFT_MSG_SNAPSHOT);
+		changes += type == WEFT_MSG_CHANGES;
+	}
+	assert_int_equal(changes, 21); /* 41 units, 2 per chunk */
+	assert_int_equal(weft__ssn_state(old->ssn), WEFT_SS_LIVE);
+	weft__ssn_closed(w->ssn);
+	weft__ssn_closed(fresh->ssn);
+	weft__ssn_closed(old->ssn);
+	fconn_free(w);
+	fconn_free(fresh);
+	fconn_free(old);
+	env_close(&e);
+}
+
 /* A silent connection is closed with ERROR 6 after 3 heartbeats; one that
  * pings stays. Shutdown says ERROR 5 to everyone, new connections too. */
 static void test_heartbeat_and_shutdown(void **state)
@@ -720,6 +832,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_handshake_and_errors),
 	    cmocka_unit_test(test_paced_catch_up),
+	    cmocka_unit_test(test_snapshot_initial_sync),
 	    cmocka_unit_test(test_heartbeat_and_shutdown),
 	    cmocka_unit_test(test_client_states),
 	};

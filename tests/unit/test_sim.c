@@ -248,7 +248,7 @@ static uint64_t g_gaps_before; /* gaps of hubs that crashed */
  * so that a change that silently disables a fault fails the test). */
 static struct {
 	uint64_t ops, units, rejected, dups, commits, failed_commits, server_crashes,
-	    replica_crashes, cuts, catchups, steps;
+	    replica_crashes, cuts, catchups, snapshots, steps;
 } g_tot;
 
 static uint64_t latency(void)
@@ -302,6 +302,7 @@ static void server_start(void)
 	cfg.max_push = 8 + rn(32);
 	cfg.max_txn_ops = 4;
 	cfg.heartbeat_ms = 5000;
+	cfg.snapshot_min = chance(50) ? rn(40) : UINT64_MAX; /* states, or the log */
 	CHECK(weft__hub_new(g_au, &cfg, &io, NULL, &g_hub) == WEFT_OK);
 }
 
@@ -316,6 +317,7 @@ static void server_stop(void)
 	g_tot.commits += st->commits;
 	g_tot.failed_commits += st->failures;
 	g_tot.catchups += st->catchups;
+	g_tot.snapshots += st->snapshots;
 	weft__hub_free(g_hub);
 	weft__authority_free(g_au);
 	g_hub = NULL;
@@ -430,6 +432,13 @@ static int h_adopt(void *ctx, const char *coll, size_t clen, const char *id, siz
 		return rc;
 	reapply_pending(r, coll, clen, id, ilen);
 	return WEFT_OK;
+}
+
+static int h_merge(void *ctx, const char *coll, size_t clen, const char *id, size_t ilen,
+                   const void *state, size_t len)
+{
+	return weft__docset_merge_state(rep_of(ctx)->docs, coll, clen, id, ilen, state, len, NULL,
+	                                NULL);
 }
 
 static int h_rejected(void *ctx, const struct weft_reject *j)
@@ -669,6 +678,7 @@ static void rep_init(struct rep *r, int i)
 	    .rejected = h_rejected,
 	    .restamped = h_restamped,
 	    .adopt = h_adopt,
+	    .merge = h_merge,
 	    .apply = h_apply,
 	    .cursor = h_cursor,
 	    .clock = h_clock,
@@ -1205,12 +1215,14 @@ static void test_simulation(void **state)
 			run_seed(s, 600);
 		printf("sim: %u seeds passed: %llu steps, %llu ops issued, %llu units committed, "
 		       "%llu rejected, %llu duplicate units, %llu commits (%llu failed), "
-		       "%llu catch-up chunks, %llu server crashes, %llu replica crashes, "
+		       "%llu catch-up chunks, %llu snapshot chunks, %llu server crashes, "
+		       "%llu replica crashes, "
 		       "%llu connections cut\n",
 		       seeds, (unsigned long long)g_tot.steps, (unsigned long long)g_tot.ops,
 		       (unsigned long long)g_tot.units, (unsigned long long)g_tot.rejected,
 		       (unsigned long long)g_tot.dups, (unsigned long long)g_tot.commits,
 		       (unsigned long long)g_tot.failed_commits, (unsigned long long)g_tot.catchups,
+		       (unsigned long long)g_tot.snapshots,
 		       (unsigned long long)g_tot.server_crashes,
 		       (unsigned long long)g_tot.replica_crashes, (unsigned long long)g_tot.cuts);
 		if (seeds >= 50) {
@@ -1220,6 +1232,7 @@ static void test_simulation(void **state)
 			CHECK(g_tot.server_crashes > 0);
 			CHECK(g_tot.replica_crashes > 0);
 			CHECK(g_tot.cuts > 0);
+			CHECK(g_tot.snapshots > 0);
 		}
 	}
 	free(g_ledger);
