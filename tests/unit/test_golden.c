@@ -884,6 +884,35 @@ static const struct xack X_REJECT_STATES = {.inc = 1,
                                             .nst = 2,
                                             .st = {{"todos", "1", "92 01 c0"}, {"todos", "2", ""}}};
 
+/* SNAPSHOT: the states of an xack, done in .seq and total in .last_seq. */
+static void enc_snapshot(struct mp_buf *b, const void *x)
+{
+	const struct xack *e = x;
+
+	weft__msg_snapshot_begin(b, e->nst);
+	enc_states(b, e);
+	weft__msg_snapshot_end(b, e->seq, e->last_seq);
+}
+
+static int dec_snapshot(struct mp_reader *r, const void *x, bool chk)
+{
+	const struct xack *e = x;
+	struct weft_snapshot sn;
+	uint32_t nf;
+	int rc;
+
+	if ((rc = begin(r, WEFT_MSG_SNAPSHOT, &nf, chk)) != WEFT_OK ||
+	    (rc = weft__msg_snapshot_read(r, nf, &sn)) != WEFT_OK || !chk)
+		return rc;
+	assert_int_equal(sn.done, e->seq);
+	assert_int_equal(sn.total, e->last_seq);
+	check_states(sn.states, sn.nstates, e);
+	return WEFT_OK;
+}
+
+static const struct xack X_SNAPSHOT = {
+    .seq = 1, .last_seq = 2, .nst = 1, .st = {{"todos", "1", "92 01 c0"}}};
+
 /* SYNCED */
 static void enc_synced(struct mp_buf *b, const void *x)
 {
@@ -1292,6 +1321,16 @@ static struct vec vecs[] = {
      "0b" /* type 11 = BYE */
      "a4 646f6e65" /* reason "done" */,
      "[u11 s'done']", enc_bye, dec_bye, &X_BYE, EXT_MSG},
+    /* SNAPSHOT [12, [[collection, id, state]...], done, total]. */
+    {"snapshot",
+     "94"                     /* array(4) */
+     "0c"                     /* type 12 = SNAPSHOT */
+     "91"                     /* states: array(1) */
+     "93 a5 746f646f73 a1 31" /*   ["todos", "1", */
+     "c4 03 9201c0"           /*    bin 8 of 3 bytes] */
+     "01"                     /* done 1 */
+     "02" /* total 2 */,
+     "[u12 [[s'todos' s'1' x9201c0]] u1 u2]", enc_snapshot, dec_snapshot, &X_SNAPSHOT, EXT_MSG},
     /* A later version's message type: read and skipped, not an error. */
     {"unknown_type",
      "92"    /* array(2) */
