@@ -504,6 +504,26 @@ static void fuzz_message(const uint8_t *data, size_t size)
 			fuzz_reject(&j);
 		break;
 	}
+	case WEFT_MSG_SNAPSHOT: {
+		struct weft_snapshot sn, sn2;
+		struct mp_reader r2;
+		struct mp_buf b;
+		uint32_t nf2;
+
+		if (weft__msg_snapshot_read(&r, nf, &sn) != WEFT_OK)
+			break;
+		check(sn.done <= sn.total, "SNAPSHOT with done > total accepted");
+		weft__mp_buf_init(&b, NULL, 0);
+		weft__msg_snapshot_begin(&b, sn.nstates);
+		walk_states(sn.states, sn.nstates, &b);
+		weft__msg_snapshot_end(&b, sn.done, sn.total);
+		reread(&b, &r2, WEFT_MSG_SNAPSHOT, &nf2);
+		check(weft__msg_snapshot_read(&r2, nf2, &sn2) == WEFT_OK && sn2.done == sn.done &&
+		          sn2.total == sn.total && sn2.nstates == sn.nstates,
+		      "SNAPSHOT differs after re-encoding");
+		weft__mp_buf_free(&b);
+		break;
+	}
 	case WEFT_MSG_PING:
 	case WEFT_MSG_PONG: {
 		uint64_t nonce, n2;
