@@ -7,7 +7,7 @@ pkgs=(build-essential cmake pkg-config libuv1-dev libwslay-dev libhttp-parser-de
       libjansson-dev libsqlite3-dev libssl-dev zlib1g-dev)
 if [ "${1:-build}" = test ]; then
   pkgs+=(libcmocka-dev python3 clang libclang-rt-14-dev clang-format emscripten faketime
-           libmsgpack-dev)
+           libmsgpack-dev spin)
 fi
 
 missing=()

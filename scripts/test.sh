@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: formatting, a warning-free build, the core
 # compiled with emscripten (proof that it stays dependency-free), every
-# test under ASan+UBSan, every test again under TSan (the Promela model is
-# checked with spin as one of the tests), every libFuzzer target for 20 s (WEFT_FUZZ_SECONDS), and a release build
-# installed and linked through pkg-config.
+# test under ASan+UBSan (the Promela model is checked with spin as one of
+# them), every test again under TSan, every libFuzzer target for 20 s
+# (WEFT_FUZZ_SECONDS), and a release build installed and linked through
+# pkg-config.
 # Heavier runs: WEFT_TEST_ROUNDS=100000 for longer model tests,
 # WEFT_SIM_SEEDS=100000 for the protocol simulator, and scripts/fuzz.sh 600
 # for libFuzzer (README.md, "Longer runs").
