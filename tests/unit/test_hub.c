@@ -431,7 +431,7 @@ static void test_paced_catch_up(void **state)
 
 static void snap_config(struct weft_hub_config *cfg)
 {
-	cfg->catchup_units = 2; /* two documents per SNAPSHOT chunk */
+	cfg->catchup_units = 2;  /* two documents per SNAPSHOT chunk */
 	cfg->catchup_window = 1; /* one chunk per drain */
 	cfg->snapshot_min = 10;
 }
