@@ -1343,14 +1343,20 @@ static int span_cmp(const void *pa, const void *pb)
 	                         (const char *)b->base + b->off, b->len);
 }
 
-/* The set as a JSON array of its live elements, each once, sorted by their
- * canonical JSON text (bytewise). */
-static int set_write_json(const struct ext *x, struct weft_stamp thr, struct mp_buf *out)
+struct vspan {
+	struct span s; /* first, so span_cmp sorts vspans */
+	const struct set_entry *e;
+};
+
+/* The set's live elements, each once, sorted by their canonical JSON text
+ * (bytewise): as a JSON array (json) or as a MessagePack array of the
+ * elements themselves, in the same order. */
+static int set_write(const struct ext *x, struct weft_stamp thr, struct mp_buf *out, bool json)
 {
 	const struct weft_alloc *a = out->alloc;
 	const struct set_entry *last = NULL;
 	struct mp_buf tmp;
-	struct span *sp = NULL;
+	struct vspan *sp = NULL;
 	uint32_t n = 0;
 	int rc = WEFT_OK;
 
@@ -1370,24 +1376,31 @@ static int set_write_json(const struct ext *x, struct weft_stamp thr, struct mp_
 		    memcmp(last->elem, e->elem, e->elem_len) == 0)
 			continue;
 		last = e;
-		sp[n].off = tmp.len;
+		sp[n].e = e;
+		sp[n].s.off = tmp.len;
 		weft__mp_reader_init(&r, e->elem, e->elem_len);
 		if ((rc = weft__json_write_mp(&tmp, &r)) != WEFT_OK)
 			goto out_free;
-		sp[n].len = tmp.len - sp[n].off;
+		sp[n].s.len = tmp.len - sp[n].s.off;
 		n++;
 	}
 	for (uint32_t i = 0; i < n; i++)
-		sp[i].base = tmp.data;
+		sp[i].s.base = tmp.data;
 	if (n > 1)
 		qsort(sp, n, sizeof(*sp), span_cmp);
-	weft__mp_write_raw(out, "[", 1);
-	for (uint32_t i = 0; i < n; i++) {
-		if (i > 0)
-			weft__mp_write_raw(out, ",", 1);
-		weft__mp_write_raw(out, tmp.data + sp[i].off, sp[i].len);
+	if (json) {
+		weft__mp_write_raw(out, "[", 1);
+		for (uint32_t i = 0; i < n; i++) {
+			if (i > 0)
+				weft__mp_write_raw(out, ",", 1);
+			weft__mp_write_raw(out, tmp.data + sp[i].s.off, sp[i].s.len);
+		}
+		weft__mp_write_raw(out, "]", 1);
+	} else {
+		weft__mp_write_array(out, n);
+		for (uint32_t i = 0; i < n; i++)
+			weft__mp_write_raw(out, sp[i].e->elem, sp[i].e->elem_len);
 	}
-	weft__mp_write_raw(out, "]", 1);
 	rc = out->err;
 out_free:
 	weft__free(a, sp);
@@ -1438,7 +1451,7 @@ static int node_write_json(const struct node *n, struct weft_stamp ec_parent, st
 		return out->err;
 	}
 	if (sh == SHOWN_SET)
-		return set_write_json(n->ext, t.set, out);
+		return set_write(n->ext, t.set, out, true);
 	if (sh == SHOWN_TEXT)
 		return text_write_json(n->ext, &t, out);
 	weft__mp_write_raw(out, "{", 1);
@@ -1467,59 +1480,6 @@ int weft__doc_write_json(const struct weft_doc *d, struct mp_buf *out)
 /* ---- visible value as MessagePack ---- */
 
 /* One live set element and its canonical JSON (the sort key). */
-struct vspan {
-	struct span s; /* first, so span_cmp sorts vspans */
-	const struct set_entry *e;
-};
-
-/* The set as a MessagePack array of its live elements, each once, in the
- * order set_write_json prints them (by their canonical JSON text). */
-static int set_write_value(const struct ext *x, struct weft_stamp thr, struct mp_buf *out)
-{
-	const struct weft_alloc *a = out->alloc;
-	const struct set_entry *last = NULL;
-	struct mp_buf tmp;
-	struct vspan *sp = NULL;
-	uint32_t n = 0;
-	int rc = WEFT_OK;
-
-	weft__mp_buf_init(&tmp, a, 0);
-	if (x->nse && !(sp = weft__malloc(a, x->nse * sizeof(*sp)))) {
-		rc = WEFT_ENOMEM;
-		goto out_free;
-	}
-	for (uint32_t i = 0; i < x->nse; i++) {
-		const struct set_entry *e = &x->se[i];
-		struct mp_reader r;
-
-		if (weft__stamp_cmp(e->stamp, thr) < 0)
-			continue;
-		if (last && last->elem_len == e->elem_len &&
-		    memcmp(last->elem, e->elem, e->elem_len) == 0)
-			continue;
-		last = e;
-		sp[n].e = e;
-		sp[n].s.off = tmp.len;
-		weft__mp_reader_init(&r, e->elem, e->elem_len);
-		if ((rc = weft__json_write_mp(&tmp, &r)) != WEFT_OK)
-			goto out_free;
-		sp[n].s.len = tmp.len - sp[n].s.off;
-		n++;
-	}
-	for (uint32_t i = 0; i < n; i++)
-		sp[i].s.base = tmp.data;
-	if (n > 1)
-		qsort(sp, n, sizeof(*sp), span_cmp);
-	weft__mp_write_array(out, n);
-	for (uint32_t i = 0; i < n; i++)
-		weft__mp_write_raw(out, sp[i].e->elem, sp[i].e->elem_len);
-	rc = out->err;
-out_free:
-	weft__free(a, sp);
-	weft__mp_buf_free(&tmp);
-	return rc;
-}
-
 static int node_write_value(const struct node *n, struct weft_stamp ec_parent, struct mp_buf *out)
 {
 	struct thr t;
@@ -1536,7 +1496,7 @@ static int node_write_value(const struct node *n, struct weft_stamp ec_parent, s
 		return out->err;
 	}
 	if (sh == SHOWN_SET)
-		return set_write_value(n->ext, t.set, out);
+		return set_write(n->ext, t.set, out, false);
 	if (sh == SHOWN_TEXT) {
 		size_t len = 0, cap;
 		char *buf;
