@@ -32,13 +32,35 @@ static int view(struct weft_doc *d, struct mp_buf *b)
 	return weft__doc_write_json(d, b);
 }
 
+/* What became visible: `was` and `before` describe the document before,
+ * d is it after (NULL if absent); after is scratch. */
+static int classify(bool was, const struct mp_buf *before, struct weft_doc *d, struct mp_buf *after,
+                    enum weft_doc_change *change)
+{
+	bool now = d && weft__doc_visible(d);
+	int rc;
+
+	if ((rc = view(d, after)) != WEFT_OK)
+		return rc;
+	if (!was && now)
+		*change = WEFT_DOC_INSERTED;
+	else if (was && !now)
+		*change = WEFT_DOC_DELETED;
+	else if (now &&
+	         (before->len != after->len || memcmp(before->data, after->data, after->len) != 0))
+		*change = WEFT_DOC_UPDATED;
+	else
+		*change = WEFT_DOC_NONE;
+	return WEFT_OK;
+}
+
 int weft__db_adopt_state(weft_db *db, const char *coll, size_t coll_len, const char *id,
                          size_t id_len, const void *state, size_t len, enum weft_doc_change *change,
                          struct weft_doc **doc)
 {
 	struct mp_buf before, after;
 	struct weft_doc *d;
-	bool was, now;
+	bool was;
 	int rc;
 
 	weft__mp_buf_init(&before, db->alloc, 0);
@@ -66,18 +88,8 @@ int weft__db_adopt_state(weft_db *db, const char *coll, size_t coll_len, const c
 			goto out_free;
 	}
 	d = weft__docset_find(db->docs, coll, coll_len, id, id_len);
-	now = d && weft__doc_visible(d);
-	if ((rc = view(d, &after)) != WEFT_OK)
+	if ((rc = classify(was, &before, d, &after, change)) != WEFT_OK)
 		goto out_free;
-	if (!was && now)
-		*change = WEFT_DOC_INSERTED;
-	else if (was && !now)
-		*change = WEFT_DOC_DELETED;
-	else if (now &&
-	         (before.len != after.len || memcmp(before.data, after.data, after.len) != 0))
-		*change = WEFT_DOC_UPDATED;
-	else
-		*change = WEFT_DOC_NONE;
 	*doc = d;
 	weft__mp_buf_reset(&before);
 	weft__doc_encode_full(d, &before);
@@ -96,7 +108,7 @@ int weft__db_merge_state(weft_db *db, const char *coll, size_t coll_len, const c
 {
 	struct mp_buf before, after;
 	struct weft_doc *d;
-	bool was, now, changed = false;
+	bool was, changed = false;
 	int rc;
 
 	weft__mp_buf_init(&before, db->alloc, 0);
@@ -111,18 +123,8 @@ int weft__db_merge_state(weft_db *db, const char *coll, size_t coll_len, const c
 		rc = rc == WEFT_ECORRUPT ? WEFT_EPROTO : rc; /* bad bytes from the server */
 		goto out_free;
 	}
-	now = d && weft__doc_visible(d);
-	if ((rc = view(d, &after)) != WEFT_OK)
+	if ((rc = classify(was, &before, d, &after, change)) != WEFT_OK)
 		goto out_free;
-	if (!was && now)
-		*change = WEFT_DOC_INSERTED;
-	else if (was && !now)
-		*change = WEFT_DOC_DELETED;
-	else if (now &&
-	         (before.len != after.len || memcmp(before.data, after.data, after.len) != 0))
-		*change = WEFT_DOC_UPDATED;
-	else
-		*change = WEFT_DOC_NONE;
 	*doc = d;
 	if (changed)
 		rc = weft__db_persist_doc(db, d);
