@@ -62,6 +62,7 @@ struct weft_hub {
 	struct mp_buf out;    /* message scratch */
 	struct mp_buf state;  /* document state scratch */
 	bool stopping;
+	size_t nsnapping; /* sessions holding a snapshot's keys */
 	struct weft_hub_stats stats;
 };
 
@@ -79,6 +80,7 @@ void weft__hub_config_init(struct weft_hub_config *c)
 	c->catchup_chunk = 512u << 10;
 	c->catchup_units = 2000;
 	c->snapshot_min = 1000;
+	c->max_snapshots = 8;
 }
 
 int weft__hub_new(struct weft_authority *au, const struct weft_hub_config *cfg,
@@ -104,6 +106,8 @@ int weft__hub_new(struct weft_authority *au, const struct weft_hub_config *cfg,
 
 static void snap_free(struct weft_ssn *s)
 {
+	if (s->snap)
+		s->hub->nsnapping--;
 	for (size_t i = 0; i < s->nsnap; i++) {
 		weft__free(s->hub->alloc, s->snap[i].coll);
 		weft__free(s->hub->alloc, s->snap[i].id);
@@ -291,6 +295,7 @@ static int snap_build(struct weft_ssn *s)
 		weft__docset_free_list(ds, list);
 		return WEFT_ENOMEM;
 	}
+	hub->nsnapping++; /* paired with snap_free */
 	for (size_t i = 0; i < n; i++) {
 		const char *c, *id;
 		size_t clen, ilen;
@@ -466,9 +471,11 @@ static void on_hello(struct weft_ssn *s, struct mp_reader *r, uint32_t nfields, 
 	/*
 	 * No usable cursor and a long log: the current documents, then the log
 	 * from here. A document changed meanwhile is in both, which is
-	 * harmless: applying is idempotent.
+	 * harmless: applying is idempotent. Each snapshot holds a copy of
+	 * every key, so only max_snapshots run at once; others read the log.
 	 */
 	if (s->caught == 0 && head.pos > 0 && head.pos >= hub->cfg.snapshot_min &&
+	    hub->nsnapping < hub->cfg.max_snapshots &&
 	    weft__caps_has(&h.caps, h.ncaps, "snapshot")) {
 		if (snap_build(s) != WEFT_OK) {
 			fail(s, WEFT_PERR_INTERNAL, "out of memory");

@@ -62,9 +62,12 @@ struct weft_hub_config {
 	                           SNAPSHOT gets document states instead of the
 	                           log when the log holds at least this many
 	                           units (UINT64_MAX: never) */
+	size_t max_snapshots;   /* snapshots under way at once (each holds a copy
+	                           of every document key); more sessions get the
+	                           log instead */
 };
 
-/* Defaults: 16 MiB, 10000, 1000, 60 s, 30 s, 4 MiB, 512 KiB, 2000, 1000. */
+/* Defaults: 16 MiB, 10000, 1000, 60 s, 30 s, 4 MiB, 512 KiB, 2000, 1000, 8. */
 void weft__hub_config_init(struct weft_hub_config *c);
 
 /* The transport, as the hub sees it. `io` is the transport's pointer for

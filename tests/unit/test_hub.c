@@ -434,6 +434,7 @@ static void snap_config(struct weft_hub_config *cfg)
 	cfg->catchup_units = 2;  /* two documents per SNAPSHOT chunk */
 	cfg->catchup_window = 1; /* one chunk per drain */
 	cfg->snapshot_min = 10;
+	cfg->max_snapshots = 1;
 }
 
 /*
@@ -447,7 +448,7 @@ static void test_snapshot_initial_sync(void **state)
 	static const char *const ids[] = {"a", "b", "c", "d", "e"};
 	static const char *const caps[] = {"snapshot", NULL};
 	struct env e;
-	struct fconn *w, *fresh, *old;
+	struct fconn *w, *fresh, *old, *second;
 	struct mp_reader r;
 	uint32_t nf;
 	uint64_t docs = 0, last_done = 0;
@@ -472,6 +473,16 @@ static void test_snapshot_initial_sync(void **state)
 		h.cap_names = caps;
 		weft__msg_hello_write(&e.b, &h);
 		recv_buf(fresh, &e.b, T0);
+	}
+	/* A second fresh replica while one snapshot is under way: over
+	 * max_snapshots, it gets the log. */
+	second = conn(&e);
+	{
+		struct weft_hello h = {.version = 1, .replica = 8, .incarnation = 1};
+
+		h.cap_names = caps;
+		weft__msg_hello_write(&e.b, &h);
+		recv_buf(second, &e.b, T0);
 	}
 	/* One more unit before the snapshot is done. */
 	weft__msg_push_begin(&e.b, 1);
@@ -511,14 +522,30 @@ static void test_snapshot_initial_sync(void **state)
 			}
 		}
 		fresh->queued = 0;
+		second->queued = 0;
 		assert_int_equal(weft__hub_commit(e.hub, T0), WEFT_OK);
 	}
 	assert_true(synced);
+	for (int round = 0; round < 30; round++) {
+		second->queued = 0;
+		assert_int_equal(weft__hub_commit(e.hub, T0), WEFT_OK);
+	}
+	{
+		int second_changes = 0;
+
+		while ((type = next(second, &r, &nf)) != 0) {
+			assert_int_not_equal(type, WEFT_MSG_SNAPSHOT);
+			second_changes += type == WEFT_MSG_CHANGES;
+		}
+		assert_true(second_changes > 0);
+	}
+	assert_int_equal(weft__ssn_state(second->ssn), WEFT_SS_LIVE);
 	assert_int_equal(docs, 5);
 	assert_int_equal(changes, 1);
 	assert_true(weft__hub_stats(e.hub)->snapshots >= 3);
 
 	/* Without the capability: the log. */
+	changes = 0;
 	old = conn(&e);
 	hello(&e, old, 7, NULL);
 	changes = 0;
@@ -535,6 +562,8 @@ static void test_snapshot_initial_sync(void **state)
 	weft__ssn_closed(w->ssn);
 	weft__ssn_closed(fresh->ssn);
 	weft__ssn_closed(old->ssn);
+	weft__ssn_closed(second->ssn);
+	fconn_free(second);
 	fconn_free(w);
 	fconn_free(fresh);
 	fconn_free(old);
