@@ -166,6 +166,18 @@ static void put_le64(uint8_t *p, uint64_t v)
 static int rej_add(struct weft_authority *au, struct hw_entry *e, uint64_t first, uint64_t last,
                    uint64_t code)
 {
+	/* Adjacent rejections with one code in one group are one range (a
+	 * PUSH of many invalid ops costs one entry). Committed ranges stay as
+	 * they are: a failed commit only has to drop the entries after
+	 * nrej_committed. */
+	if (e->nrej > e->nrej_committed) {
+		struct rej_range *p = &e->rej[e->nrej - 1];
+
+		if (p->last + 1 == first && p->code == code) {
+			p->last = last;
+			return WEFT_OK;
+		}
+	}
 	if (e->nrej == e->rej_cap) {
 		uint32_t cap = e->rej_cap ? e->rej_cap * 2 : 4;
 		struct rej_range *n = weft__realloc(au->alloc, e->rej, cap * sizeof(*n));
@@ -642,8 +654,8 @@ int weft__authority_stage_unit(struct weft_authority *au, const struct weft_unit
 		s->origin = origin;
 		s->replica = replica;
 		s->inc = inc;
-		s->first = rj->first;
-		s->last = rj->last;
+		s->first = first; /* the unit's own seqs: rj may span several */
+		s->last = first + u->nops - 1;
 		s->rejected = s->again = true;
 		s->code = (int)rj->code;
 		s->reason = "rejected before";

@@ -510,6 +510,26 @@ static void test_transactions_and_rejections(void **state)
 	assert_int_equal(weft__authority_commit(au), WEFT_OK);
 	assert_int_equal(weft__authority_cursor(au).pos, 2);
 
+	/* Two invalid units in one group share one remembered range, but a
+	 * re-push of one is rejected again with its own seqs only. */
+	{
+		struct enc_op p6, p7;
+
+		mkpoison(&p6, 7, 1, 6, "y");
+		mkpoison(&p7, 7, 1, 7, "y");
+		assert_int_equal(weft__authority_stage(au, &p6.op, NULL), 1);
+		assert_int_equal(weft__authority_stage(au, &p7.op, NULL), 1);
+		assert_int_equal(weft__authority_commit(au), WEFT_OK);
+		weft__authority_rejected(au, &n);
+		assert_int_equal(n, 2);
+		assert_int_equal(weft__authority_stage(au, &p7.op, NULL), 1);
+		assert_int_equal(weft__authority_commit(au), WEFT_OK);
+		rej = weft__authority_rejected(au, &n);
+		assert_int_equal(n, 1);
+		assert_int_equal(rej[0].first_seq, 7);
+		assert_int_equal(rej[0].last_seq, 7);
+	}
+
 	/* A gap is accepted and reported; an overlap, a foreign op or a
 	 * transaction with mixed incarnations is a protocol error. */
 	mkop(&b1, 7, 2, 10, "z", 1);
