@@ -541,7 +541,7 @@ static void on_push(struct weft_ssn *s, struct mp_reader *r, uint32_t nfields, u
 {
 	struct weft_hub *hub = s->hub;
 	struct mp_reader v;
-	uint32_t n;
+	uint32_t n, gaps;
 	uint64_t ops = 0;
 
 	if (s->state != WEFT_SS_CATCHING_UP && s->state != WEFT_SS_LIVE) {
@@ -577,6 +577,7 @@ static void on_push(struct weft_ssn *s, struct mp_reader *r, uint32_t nfields, u
 		return;
 	}
 	weft__authority_set_clock(hub->au, now_ms, hub->cfg.max_drift_ms);
+	gaps = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		enum weft_stage_outcome outcome;
 		struct weft_unit u;
@@ -599,9 +600,12 @@ static void on_push(struct weft_ssn *s, struct mp_reader *r, uint32_t nfields, u
 			return;
 		}
 		if (gap) {
+			/* One log line per PUSH at most: a replica skipping on
+			 * every unit must not flood the operator's log. */
+			if (gaps++ == 0)
+				logf_(hub, "replica %016" PRIx64 " skipped ops (a restored store?)",
+				      s->replica);
 			hub->stats.gaps++;
-			logf_(hub, "replica %016" PRIx64 " skipped ops (a restored store?)",
-			      s->replica);
 		}
 		if (outcome == WEFT_DUPLICATE) {
 			hub->stats.dups++;
